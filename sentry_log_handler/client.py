@@ -79,6 +79,7 @@ class Client:
             on_error=lambda exc: self.errors.report_exception("worker", exc),
         )
         self._closed = False
+        self.last_event_id: Optional[str] = None
         _live_clients.add(self)
 
     def __repr__(self) -> str:
@@ -99,6 +100,7 @@ class Client:
             self.drops.record(reports.SAMPLE_RATE, _EVENT)
             return None
         if self.worker.submit(capture, capture.approximate_size()):
+            self.last_event_id = capture.event_id
             return capture.event_id
         return None
 
@@ -196,7 +198,7 @@ class Client:
         assert self.transport is not None
         entries: list[dict[str, Any]] = []
         if with_reports and self.options.send_client_reports:
-            entries = self.drops.take()
+            entries = self.drops.take(reports.MAX_REPORT_ENTRIES)
         body = _stamp_sent_at(envelope, entries)
         result = self.transport.post(body)
         if entries and not result.ok:
@@ -234,7 +236,7 @@ class Client:
             or self.transport.rate_limiter.is_limited("internal")
         ):
             return None
-        entries = self.drops.take()
+        entries = self.drops.take(reports.MAX_REPORT_ENTRIES)
         payload = reports.client_report_payload(entries)
         if payload is None:
             return None

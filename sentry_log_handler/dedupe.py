@@ -1,34 +1,131 @@
 """Exactly one event per call when structlog and stdlib logging are chained.
 
 With the ``structlog.stdlib`` bridge a call passes through ``SentryProcessor`` and then reaches
-``logging``, where a ``SentryHandler`` may be attached too. The processor marks what it
-captured here (per thread: the bridge hands the record to logging synchronously, on the same
-thread), and the handler skips a record that carries that very event dict (``ProcessorFormatter``
-puts it in ``record.msg``) or that very ``event`` string object (``render_to_log_kwargs``).
-Identity, not equality: two genuinely separate calls with equal text are both reported.
-Users do not have to remember to configure one of the two away.
+``logging``, where a ``SentryHandler`` may be attached too. The processor marks what it took
+here, per thread (the bridge hands the record to logging synchronously, on the same thread),
+and the handler skips a record that belongs to that call. What reaches logging depends on the
+last processor of the chain, so there is one test per bridge:
+
+* ``ProcessorFormatter.wrap_for_formatter``: ``record.msg`` IS the event dict.
+* ``render_to_log_kwargs``: ``record.msg`` IS the ``event`` string, but that function pops
+  ``"event"`` from the dict, so the string is remembered at mark time, not looked up later.
+* a renderer (``JSONRenderer``, ``ConsoleRenderer``...) in front of ``LoggerFactory``:
+  ``record.msg`` is a new string; the record is recognised as coming from the stdlib logger
+  structlog wrapped, emitted while that very structlog call (a frame the processor noted) is
+  still on the stack.
+* ``SentryProcessor`` inside a ``ProcessorFormatter`` chain: the formatter works on a copy of
+  the record (``event_dict["_record"]``); a copy shares the original's ``created`` float and
+  ``msg`` objects, so the original is recognised by identity of both.
+
+Identity, not equality: two genuinely separate calls with equal text are both reported. Users
+do not have to remember to configure one of the two front doors away.
+
+The other direction (a ``SentryHandler`` that already sent a record, then a
+``ProcessorFormatter`` running ``SentryProcessor`` on it) works when the handler calls
+:func:`mark_record` for what it captured; :func:`seen_record` answers the processor.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import MutableMapping
+from types import FrameType
 from typing import Any, Optional
 
-__all__ = ["is_captured", "mark_captured"]
+__all__ = ["is_captured", "mark_captured", "mark_record", "seen_record"]
+
+
+class _Mark:
+    """What one processor call took (the last call on this thread)."""
+
+    __slots__ = ("event", "event_dict", "frame", "logger_name", "record")
+
+    def __init__(
+        self,
+        event_dict: MutableMapping[str, Any],
+        logger_name: Optional[str],
+        frame: Optional[FrameType],
+    ) -> None:
+        self.event_dict = event_dict
+        self.event: Any = event_dict.get("event")
+        self.logger_name = logger_name
+        self.frame = frame
+        record = event_dict.get("_record")
+        self.record: Optional[logging.LogRecord] = (
+            record if isinstance(record, logging.LogRecord) else None
+        )
+
 
 _local = threading.local()
 
 
-def mark_captured(event_dict: MutableMapping[str, Any]) -> None:
-    """Remember the event dict the processor just handled (one per thread, replaced each call)."""
-    _local.last = event_dict
+def mark_captured(
+    event_dict: MutableMapping[str, Any],
+    *,
+    logger_name: Optional[str] = None,
+    frame: Optional[FrameType] = None,
+) -> None:
+    """Remember the call the processor just handled (one per thread, replaced each call).
+
+    ``logger_name``: the name of the stdlib logger structlog will hand the call to, if any.
+    ``frame``: a frame that stays on the stack exactly as long as that structlog call runs
+    (the caller of the processor loop); without it only the identity tests apply.
+    """
+    _local.last = _Mark(event_dict, logger_name, frame)
 
 
 def is_captured(record: logging.LogRecord) -> bool:
-    last: Optional[MutableMapping[str, Any]] = getattr(_local, "last", None)
-    if last is None:
+    """True when ``record`` carries a call that ``SentryProcessor`` already handled."""
+    mark: Optional[_Mark] = getattr(_local, "last", None)
+    if mark is None:
         return False
     msg = record.msg
-    return msg is last or (isinstance(msg, str) and msg is last.get("event"))
+    if msg is mark.event_dict:
+        return True
+    copy = mark.record
+    if copy is not None and _same_record(record, copy):
+        return True
+    name_matches = mark.logger_name is not None and record.name == mark.logger_name
+    frame = mark.frame
+    if frame is not None:
+        if _on_stack(frame):
+            return name_matches
+        # That structlog call is over: nothing it logs can arrive any more (checked once).
+        mark.frame = None
+        mark.event = None
+        return False
+    return name_matches and isinstance(msg, str) and msg is mark.event
+
+
+def mark_record(record: logging.LogRecord) -> None:
+    """Remember the record a ``SentryHandler`` just captured (one per thread)."""
+    _local.handled = record
+
+
+def seen_record(record: logging.LogRecord) -> bool:
+    """True when ``record`` (a ``ProcessorFormatter`` copy, usually) was already captured.
+
+    Either a ``SentryHandler`` took the original (:func:`mark_record`), or the record comes
+    from a structlog call whose event dict the processor already took in the main chain.
+    """
+    handled: Optional[logging.LogRecord] = getattr(_local, "handled", None)
+    if handled is not None and _same_record(record, handled):
+        return True
+    mark: Optional[_Mark] = getattr(_local, "last", None)
+    return mark is not None and record.msg is mark.event_dict
+
+
+def _same_record(a: logging.LogRecord, b: logging.LogRecord) -> bool:
+    """The same record, or a copy of it (``makeLogRecord(r.__dict__)``, ``copy.copy``)."""
+    return a is b or (a.created is b.created and a.msg is b.msg)
+
+
+def _on_stack(target: FrameType) -> bool:
+    frame: Optional[FrameType] = sys._getframe(2)
+    while frame is not None:
+        if frame is target:
+            return True
+        frame = frame.f_back
+    return False

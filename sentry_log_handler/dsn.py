@@ -9,7 +9,7 @@ done by hand here instead of letting ``urllib`` errors (which quote the input) e
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Optional, Union
 from urllib.parse import urlsplit
 
 from ._version import SDK_NAME, __version__
@@ -35,6 +35,7 @@ class Dsn:
     port: Optional[int]
     path_prefix: str
     project_id: str
+    _secret: Optional[str]
 
     def __init__(
         self,
@@ -64,7 +65,7 @@ class Dsn:
         return self._secret
 
     @classmethod
-    def parse(cls, text: str) -> Dsn:
+    def parse(cls, text: Union[str, Dsn]) -> Dsn:
         """Parse ``text``; raise :class:`DsnError` naming the part that is wrong."""
         if isinstance(text, Dsn):
             return text

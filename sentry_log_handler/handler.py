@@ -120,7 +120,7 @@ class SentryHandler(logging.Handler):
             record.msg if isinstance(record.msg, str) else str(record.msg),
             level=levels.from_levelno(record.levelno),
             params=record.args,
-            formatted=record.getMessage(),
+            formatted=_message(record),
             logger=record.name,
             timestamp=record.created,
             tags=tags,
@@ -169,9 +169,23 @@ def _breadcrumb(record: logging.LogRecord) -> dict[str, Any]:
         "type": "log",
         "category": record.name,
         "level": levels.from_levelno(record.levelno),
-        "message": record.getMessage(),
+        "message": _message(record),
     }
     keys = attrs.keys() - _STANDARD_ATTRS
     if keys:
         crumb["data"] = {key: attrs[key] for key in keys}
     return crumb
+
+
+def _message(record: logging.LogRecord) -> str:
+    """``record.getMessage()``, or the template and raw arguments when formatting fails.
+
+    A bad format string is the application's bug; it should arrive in Sentry, not vanish.
+    """
+    try:
+        return record.getMessage()
+    except Exception:
+        try:
+            return f"{record.msg} (arguments: {record.args!r})"
+        except Exception:
+            return str(record.msg)

@@ -140,6 +140,8 @@ _TRUNCATED_KEY = "<truncated>"
 # Room kept free in a byte budget so that a truncation marker always still fits.
 _RESERVE = 64
 _UNBOUNDED = 1 << 62
+# Deeper structures would risk RecursionError in this walker and in json's encoder.
+_MAX_DEPTH = 64
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
 
@@ -256,7 +258,7 @@ class _Walker:
     def __init__(
         self, max_depth: int, max_string: int, max_items: int, max_bytes: Optional[int]
     ) -> None:
-        self.max_depth = max_depth
+        self.max_depth = min(max_depth, _MAX_DEPTH)
         self.max_string = max(max_string, 0)
         self.max_items = max(max_items, 0)
         self.remaining = _UNBOUNDED if max_bytes is None else max_bytes
@@ -710,7 +712,7 @@ def _clean_name(value: Any, max_len: int, reserved: str) -> Optional[str]:
     if value is None:
         return None
     s = value if type(value) is str else safe_str(value, max_len * 2)
-    s = _NAME_BAD.sub("-", _valid_utf8(s)).strip()
+    s = _NAME_BAD.sub("-", _valid_utf8(s).strip()).strip()
     if s in ("", ".", "..") or s.lower() == reserved:
         return None
     return s

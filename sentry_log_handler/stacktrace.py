@@ -109,8 +109,8 @@ def _options(
     in_app_exclude: Sequence[str],
     context_lines: int,
 ) -> _Options:
-    include = [p.rstrip(".") for p in in_app_include if p and p.rstrip(".")]
-    exclude = [p.rstrip(".") for p in in_app_exclude if p and p.rstrip(".")]
+    include = _prefixes(in_app_include)
+    exclude = _prefixes(in_app_exclude)
     return _Options(
         include_locals=include_locals,
         include_exact=frozenset(include),
@@ -120,6 +120,13 @@ def _options(
         context_lines=context_lines,
         checked_files=set(),
     )
+
+
+def _prefixes(names: Sequence[str]) -> list[str]:
+    """Module prefixes without trailing dots; a lone string is one name, not its letters."""
+    if isinstance(names, str):
+        names = [names]
+    return [name.rstrip(".") for name in names if isinstance(name, str) and name.rstrip(".")]
 
 
 # --------------------------------------------------------------------------- exceptions
@@ -143,6 +150,10 @@ def exception_interface(
     groups; each exception appears once (cycles are cut) and at most ``max_exceptions`` are
     kept, the ones nearest the logged exception winning. Values are ordered oldest first, the
     logged exception last, as Sentry expects.
+
+    With ``include_locals`` the locals are read when this runs: frames the exception unwound
+    are finished, so their locals are final, but the frame that caught the exception (the
+    one that logged it) may have moved on by then.
     """
     opts = _options(include_locals, in_app_include, in_app_exclude, context_lines)
     nodes = _walk_exceptions(exc, max(1, max_exceptions))
@@ -294,7 +305,8 @@ def capture_stack(
     frame deeper down (a filter calling application code that logs) stays visible. At most
     ``limit`` innermost frames are kept. Only the code object, the line number and the
     instruction offset *now*, and the module name are stored; ``with_locals`` adds a shallow
-    copy of each frame's locals, the expensive part, so it is off by default.
+    copy of each frame's locals, the expensive part, so it is off by default. ``skip`` is
+    called on this thread and must not raise.
     """
     current: Optional[FrameType] = sys._getframe(1) if frame is None else frame
     if skip is not None:
@@ -302,18 +314,19 @@ def capture_stack(
             current = current.f_back
     entries: list[StackEntry] = []
     remaining = limit
-    make = StackEntry._make
+    new = tuple.__new__  # what StackEntry._make does, minus a Python-level call per frame
     while current is not None and remaining > 0:
         module = current.f_globals.get("__name__")
         entries.append(
-            make(
+            new(
+                StackEntry,
                 (
                     current.f_code,
                     current.f_lineno,
                     current.f_lasti,
                     module,
                     dict(current.f_locals) if with_locals else None,
-                )
+                ),
             )
         )
         current = current.f_back
@@ -413,23 +426,53 @@ def _frame_dict(
     f_locals: Optional[Mapping[str, Any]],
     opts: _Options,
 ) -> dict[str, Any]:
-    filename = code.co_filename or "<unknown>"
-    abs_path = _abs_path(filename)
+    info = _code_info(code, module)
     frame: dict[str, Any] = {
-        "filename": _relative_filename(abs_path, module),
-        "abs_path": abs_path,
-        "function": getattr(code, "co_qualname", None) or code.co_name or "<unknown>",
+        "filename": info.filename,
+        "abs_path": info.abs_path,
+        "function": info.function,
     }
     if module:
         frame["module"] = module
     if lineno is not None and lineno > 0:
         frame["lineno"] = lineno
         if opts.context_lines >= 0:
-            _add_source(frame, filename, lineno, code, lasti, module_globals, opts)
-    frame["in_app"] = _in_app(abs_path, module, opts)
+            _add_source(frame, code.co_filename, lineno, code, lasti, module_globals, opts)
+    frame["in_app"] = _in_app(info.path_in_app, module, opts)
     if f_locals is not None:
         frame["vars"] = _frame_vars(f_locals)
     return frame
+
+
+class _CodeInfo(NamedTuple):
+    """What a frame's description takes from its code object alone, computed once per code."""
+
+    code: CodeType  # held so the id() key cannot be reused by another code object
+    module: Optional[str]
+    filename: str
+    abs_path: str
+    function: str
+    path_in_app: bool
+
+
+# id(code) -> info. Keyed by id because hashing a code object hashes its whole contents.
+_CODE_CACHE: dict[int, _CodeInfo] = {}
+
+
+def _code_info(code: CodeType, module: Optional[str]) -> _CodeInfo:
+    info = _CODE_CACHE.get(id(code))
+    if info is None or info.code is not code or info.module != module:
+        abs_path = _abs_path(code.co_filename or "<unknown>")
+        info = _CodeInfo(
+            code,
+            module,
+            _relative_filename(abs_path, module),
+            abs_path,
+            getattr(code, "co_qualname", None) or code.co_name or "<unknown>",
+            _path_in_app(abs_path),
+        )
+        _remember(_CODE_CACHE, id(code), info)
+    return info
 
 
 def _add_source(
@@ -442,27 +485,56 @@ def _add_source(
     opts: _Options,
 ) -> None:
     """Add ``context_line``/``pre_context``/``post_context`` from linecache, if available."""
+    source = _source_lines(filename, module_globals, opts)
+    if source is None:
+        return
+    lines, has_long_lines = source
+    if lineno > len(lines):
+        return
+    index = lineno - 1
+    n = opts.context_lines
+    current = lines[index]
+    pre = lines[max(0, index - n) : index]
+    post = lines[index + 1 : index + 1 + n]
+    if has_long_lines:
+        column = _column(code, lasti) if len(current) > MAX_LINE_CHARS else 0
+        current = _window(current, column)
+        pre = [_window(line, column) for line in pre]
+        post = [_window(line, column) for line in post]
+    frame["context_line"] = current
+    frame["pre_context"] = pre
+    frame["post_context"] = post
+
+
+# filename -> (linecache's list, the same lines without newlines, whether any is too long).
+# Stripping every line of a file once, instead of 11 lines per frame per event, is most of
+# the speed of exception_interface; linecache's list identity tells when to redo it.
+_SOURCE_CACHE: dict[str, tuple[list[str], list[str], bool]] = {}
+_SOURCE_CACHE_LIMIT = 256
+
+
+def _source_lines(
+    filename: str, module_globals: Optional[dict[str, Any]], opts: _Options
+) -> Optional[tuple[list[str], bool]]:
     try:
         if filename not in opts.checked_files:
             # A file edited since it was cached would show the wrong lines; check once per call.
             opts.checked_files.add(filename)
             linecache.checkcache(filename)
-        lines = linecache.getlines(filename, module_globals)
+        raw = linecache.getlines(filename, module_globals)
     except Exception:  # a loader's get_source may raise anything
-        return
-    if not lines or lineno > len(lines):
-        return
-    index = lineno - 1
-    current = lines[index].rstrip("\r\n")
-    column = _column(code, lasti) if len(current) > MAX_LINE_CHARS else 0
-    frame["context_line"] = _window(current, column)
-    n = opts.context_lines
-    frame["pre_context"] = [
-        _window(s.rstrip("\r\n"), column) for s in lines[max(0, index - n) : index]
-    ]
-    frame["post_context"] = [
-        _window(s.rstrip("\r\n"), column) for s in lines[index + 1 : index + 1 + n]
-    ]
+        return None
+    if not raw:
+        return None
+    cached = _SOURCE_CACHE.get(filename)
+    if cached is None or cached[0] is not raw:
+        stripped = [line.rstrip("\r\n") for line in raw]
+        has_long_lines = any(len(line) > MAX_LINE_CHARS for line in stripped)
+        cached = (raw, stripped, has_long_lines)
+        if len(_SOURCE_CACHE) >= _SOURCE_CACHE_LIMIT:
+            _SOURCE_CACHE.clear()
+        _SOURCE_CACHE[filename] = cached
+    return cached[1], cached[2]
 
 
 def _column(code: CodeType, lasti: int) -> int:
@@ -586,7 +658,7 @@ def _path_in_app(abs_path: str) -> bool:
     return cached
 
 
-def _in_app(abs_path: str, module: Optional[str], opts: _Options) -> bool:
+def _in_app(path_in_app: bool, module: Optional[str], opts: _Options) -> bool:
     """Module prefixes from the options win over the path rule; include wins over exclude."""
     if module:
         if module in opts.include_exact or (
@@ -597,7 +669,7 @@ def _in_app(abs_path: str, module: Optional[str], opts: _Options) -> bool:
             opts.exclude_prefixes and module.startswith(opts.exclude_prefixes)
         ):
             return False
-    return _path_in_app(abs_path)
+    return path_in_app
 
 
 # --------------------------------------------------------------------------- locals

@@ -29,6 +29,7 @@ from sentry_log_handler.stacktrace import (
     exception_interface,
     frames_from_stack,
     logging_frame_skip,
+    stack_frames,
     threads_interface,
 )
 
@@ -442,6 +443,9 @@ def test_in_app_include_and_exclude_override_the_path_rule() -> None:
     assert flags(in_app_exclude=[__name__])[__name__.split(".")[0]] == {False}
     # include wins over exclude
     assert flags(in_app_include=["requests"], in_app_exclude=["requests"])["requests"] == {True}
+    # a lone string is one prefix (not its letters); a trailing dot is tolerated
+    assert flags(in_app_include="requests.")["requests"] == {True}
+    assert flags(in_app_exclude=__name__)[__name__.split(".")[0]] == {False}
 
 
 # ------------------------------------------------------------------------ locals
@@ -534,6 +538,7 @@ def _capture_outer(with_locals: bool = False) -> list[StackEntry]:
 
 
 def test_capture_stack_keeps_lines_of_capture_time() -> None:
+    assert stack_frames is frames_from_stack  # the name in the team's interface notes
     entries = _capture_outer()
     assert isinstance(entries[-1], StackEntry)
     frames = frames_from_stack(entries)
