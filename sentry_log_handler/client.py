@@ -25,6 +25,7 @@ from .envelope import Item, encode_envelope
 from .event import SDK_INFO, Capture, EventDefaults, build_event
 from .options import Options
 from .serialize import dumps, encode_event
+from .spool import Claimed, Spool
 from .transport import HttpResult, Transport
 from .worker import Worker
 
@@ -58,7 +59,12 @@ class Client:
         self.breadcrumbs = BreadcrumbBuffer(opts.max_breadcrumbs)
         self.drops = reports.DropCounter()
         self._stats_lock = threading.Lock()
-        self._stats: dict[str, int] = {"delivered": 0, "rejected_by_server": 0}
+        self._stats: dict[str, int] = {
+            "delivered": 0,
+            "rejected_by_server": 0,
+            "spooled": 0,
+            "resent_from_spool": 0,
+        }
         self._stopping = threading.Event()
         self.transport: Optional[Transport] = None
         if opts.dsn is not None:
@@ -79,7 +85,20 @@ class Client:
             on_error=lambda exc: self.errors.report_exception("worker", exc),
         )
         self._closed = False
+        self._flushing = 0
+        self._resend_paused_until = 0.0
         self.last_event_id: Optional[str] = None
+        self.spool: Optional[Spool] = None
+        if opts.spool_dir and self.transport is not None:
+            self.spool = Spool(
+                opts.spool_dir,
+                max_files=opts.spool_max_files,
+                max_bytes=opts.spool_max_bytes,
+                on_drop=lambda n: self.drops.record(reports.CACHE_OVERFLOW, _EVENT, n),
+            )
+            self.spool.recover()
+            if self.spool.pending_count():
+                self.worker.start()  # re-send what an earlier process left behind
         _live_clients.add(self)
 
     def __repr__(self) -> str:
@@ -111,23 +130,57 @@ class Client:
         return self.worker.is_worker_thread()
 
     def flush(self, timeout: Optional[float] = None) -> bool:
-        """Wait up to ``timeout`` s for everything queued; True when all of it was delivered."""
+        """Wait up to ``timeout`` s for everything queued; True when all of it was delivered.
+
+        With a spool, envelopes waiting there are re-sent too (back to back while a flush
+        waits), and the answer is True only once the spool is empty as well.
+        """
         if self.transport is None:
             return True
-        return self.worker.flush(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._flushing += 1
+        try:
+            ok = self.worker.flush(timeout)
+            spool = self.spool
+            while ok and spool is not None and spool.pending_count():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                before = spool.pending_count()
+                ok = self.worker.flush(left)
+                if ok and spool.pending_count() >= before:
+                    return False  # the endpoint still fails: the envelopes stay spooled
+            return ok and (spool is None or spool.pending_count() == 0)
+        finally:
+            self._flushing -= 1
 
     def close(self, timeout: Optional[float] = None) -> bool:
-        """Deliver what is queued (within ``timeout``), then stop. Idempotent."""
+        """Deliver what is queued (within ``timeout``), then stop. Idempotent.
+
+        With a spool, retries stop at once and whatever is still queued when the time is up
+        is written to the spool for the next process; without one it is lost (and said so
+        on stderr by the exit hook).
+        """
         if self._closed:
             return self.worker.pending == 0
         self._closed = True
         if timeout is None:
             timeout = self.options.shutdown_timeout
+        if self.spool is not None:
+            self._stopping.set()
         ok = self.worker.close(timeout)
         self._stopping.set()
+        if self.spool is not None and self.worker.pending:
+            self.worker.drain(self._spool_capture)
         if self.transport is not None and self.worker.pending == 0:
             self.transport.close()
-        return ok
+        return ok and self.worker.pending == 0
+
+    def _spool_capture(self, capture: Capture) -> None:
+        envelope = self.prepare(capture)
+        if envelope is not None and self.spool is not None and self.spool.store(envelope):
+            with self._stats_lock:
+                self._stats["spooled"] += 1
 
     def stats(self) -> dict[str, Any]:
         """Counters for monitoring and tests: delivered, queued, dropped by reason."""
@@ -136,6 +189,7 @@ class Client:
         result["queued"] = self.worker.pending
         result["dropped"] = self.drops.lifetime()
         result["suppressed_errors"] = self.errors.suppressed
+        result["in_spool"] = self.spool.pending_count() if self.spool is not None else 0
         return result
 
     # -- worker side -------------------------------------------------------------------
@@ -191,6 +245,12 @@ class Client:
                 break
             if not self._backoff(attempt):
                 break
+        if result.retryable and self.spool is not None:
+            if self.spool.store(envelope):  # a failed store was counted by on_drop
+                with self._stats_lock:
+                    self._stats["spooled"] += 1
+            self._resend_paused_until = time.monotonic() + self.options.retry_backoff_max
+            return False
         self._count_failure(result)
         return False
 
@@ -228,14 +288,65 @@ class Client:
             self.errors.report("network", f"delivery failed: {result.error}")
 
     def _on_idle(self) -> Optional[float]:
-        """Send pending client reports once the queue has drained."""
+        """Once the queue has drained: re-send from the spool, then send client reports."""
+        wait = self._resend_from_spool()
+        report_wait = self._send_client_report()
+        if wait is None:
+            return report_wait
+        return wait if report_wait is None else min(wait, report_wait)
+
+    def _resend_from_spool(self) -> Optional[float]:
+        """Re-send spooled envelopes: one every 100 ms, or back to back while a flush waits.
+
+        Returns when to come back: soon while it succeeds and files remain, later after a
+        failure (the endpoint is still down), never when the spool is empty.
+        """
+        spool, transport = self.spool, self.transport
+        if spool is None or transport is None or self._stopping.is_set():
+            return None
+        while True:
+            now = time.monotonic()
+            if now < self._resend_paused_until:
+                return self._resend_paused_until - now
+            limited = transport.rate_limiter.limited_until("error")
+            if limited:
+                return max(0.1, limited - now)
+            claimed = spool.claim()
+            if claimed is None:
+                return None
+            if not self._resend(claimed):
+                self._resend_paused_until = time.monotonic() + self.options.retry_backoff_max
+                return self.options.retry_backoff_max
+            if not self._flushing:
+                return 0.1 if spool.pending_count() else None
+
+    def _resend(self, claimed: Claimed) -> bool:
+        """Send one spooled envelope; False when it must wait for a later attempt."""
+        result = self._post(claimed.data, with_reports=False)
+        if result.ok:
+            claimed.done()
+            with self._stats_lock:
+                self._stats["delivered"] += 1
+                self._stats["resent_from_spool"] += 1
+            return True
+        if result.retryable:
+            claimed.release()
+            return False
+        claimed.discard()  # 4xx: it will never be accepted (429: Relay counted it)
+        self._count_failure(result)
+        return True
+
+    def _send_client_report(self) -> Optional[float]:
+        """Send pending drop counts in their own envelope (unless rate limited)."""
         if (
             self.transport is None
             or not self.options.send_client_reports
             or self.drops.total() == 0
-            or self.transport.rate_limiter.is_limited("internal")
         ):
             return None
+        limited = self.transport.rate_limiter.limited_until("internal")
+        if limited:
+            return max(0.1, limited - time.monotonic())
         entries = self.drops.take(reports.MAX_REPORT_ENTRIES)
         payload = reports.client_report_payload(entries)
         if payload is None:
@@ -250,9 +361,14 @@ class Client:
     def _after_fork_in_child(self) -> None:
         if self.transport is not None:
             self.transport.reset()
-        self.drops = reports.DropCounter()
+        self.drops.after_fork()
+        if self.transport is not None:
+            self.transport.rate_limiter.after_fork()
+        if self.spool is not None:
+            self.spool.after_fork()
         self._stopping = threading.Event()
         self._closed = False
+        self._flushing = 0
 
     def _shutdown_at_exit(self) -> None:
         if self._closed or self.transport is None:

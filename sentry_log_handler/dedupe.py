@@ -14,8 +14,8 @@ last processor of the chain, so there is one test per bridge:
   structlog wrapped, emitted while that very structlog call (a frame the processor noted) is
   still on the stack.
 * ``SentryProcessor`` inside a ``ProcessorFormatter`` chain: the formatter works on a copy of
-  the record (``event_dict["_record"]``); a copy shares the original's ``created`` float and
-  ``msg`` objects, so the original is recognised by identity of both.
+  the record (``event_dict["_record"]``); a copy shares the original's ``created`` float
+  object, so the original is recognised by that identity (and its logger name).
 
 Identity, not equality: two genuinely separate calls with equal text are both reported. Users
 do not have to remember to configure one of the two front doors away.
@@ -31,7 +31,7 @@ import logging
 import sys
 import threading
 from collections.abc import MutableMapping
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any, Optional
 
 __all__ = ["is_captured", "mark_captured", "mark_record", "seen_record"]
@@ -40,7 +40,7 @@ __all__ = ["is_captured", "mark_captured", "mark_record", "seen_record"]
 class _Mark:
     """What one processor call took (the last call on this thread)."""
 
-    __slots__ = ("event", "event_dict", "frame", "logger_name", "record")
+    __slots__ = ("code", "event", "event_dict", "frame_id", "logger_name", "record")
 
     def __init__(
         self,
@@ -51,7 +51,12 @@ class _Mark:
         self.event_dict = event_dict
         self.event: Any = event_dict.get("event")
         self.logger_name = logger_name
-        self.frame = frame
+        # Not the frame itself: a finished frame would keep its locals and every caller's
+        # frame alive until the next call on this thread. Its id and code identify it while
+        # it runs (a later frame at the same address running the same code would be another
+        # structlog call through the same logger, which marks afresh).
+        self.frame_id = id(frame) if frame is not None else None
+        self.code: Optional[CodeType] = frame.f_code if frame is not None else None
         record = event_dict.get("_record")
         self.record: Optional[logging.LogRecord] = (
             record if isinstance(record, logging.LogRecord) else None
@@ -83,20 +88,24 @@ def is_captured(record: logging.LogRecord) -> bool:
         return False
     msg = record.msg
     if msg is mark.event_dict:
+        mark.event = None  # the call's record arrived: its string can no longer stand for it
         return True
     copy = mark.record
     if copy is not None and _same_record(record, copy):
         return True
     name_matches = mark.logger_name is not None and record.name == mark.logger_name
-    frame = mark.frame
-    if frame is not None:
-        if _on_stack(frame):
+    if mark.frame_id is not None:
+        if _on_stack(mark.frame_id, mark.code):
             return name_matches
         # That structlog call is over: nothing it logs can arrive any more (checked once).
-        mark.frame = None
-        mark.event = None
+        mark.frame_id = mark.code = mark.event = None
         return False
-    return name_matches and isinstance(msg, str) and msg is mark.event
+    if name_matches and isinstance(msg, str) and msg is mark.event:
+        # Without a frame, the string's identity is all there is; it stands for one record
+        # only, so that a later plain call with the same constant string is reported.
+        mark.event = None
+        return True
+    return False
 
 
 def mark_record(record: logging.LogRecord) -> None:
@@ -114,18 +123,28 @@ def seen_record(record: logging.LogRecord) -> bool:
     if handled is not None and _same_record(record, handled):
         return True
     mark: Optional[_Mark] = getattr(_local, "last", None)
-    return mark is not None and record.msg is mark.event_dict
+    if mark is None:
+        return False
+    if record.msg is mark.event_dict:
+        return True
+    # The processor sits in both foreign_pre_chain and processors: the first one took it.
+    return mark.record is not None and _same_record(record, mark.record)
 
 
 def _same_record(a: logging.LogRecord, b: logging.LogRecord) -> bool:
-    """The same record, or a copy of it (``makeLogRecord(r.__dict__)``, ``copy.copy``)."""
-    return a is b or (a.created is b.created and a.msg is b.msg)
+    """The same record, or a copy of it (``makeLogRecord(r.__dict__)``, ``copy.copy``).
+
+    A copy shares the original's ``created`` float object, and while a mark holds the record
+    that object cannot be reused by another record. (``msg`` is no witness: ProcessorFormatter
+    replaces the copy's ``msg`` with the rendered text.)
+    """
+    return a is b or (a.created is b.created and a.name == b.name)
 
 
-def _on_stack(target: FrameType) -> bool:
-    frame: Optional[FrameType] = sys._getframe(2)
+def _on_stack(frame_id: int, code: Optional[CodeType]) -> bool:
+    frame: Optional[FrameType] = sys._getframe(1)
     while frame is not None:
-        if frame is target:
+        if id(frame) == frame_id and frame.f_code is code:
             return True
         frame = frame.f_back
     return False

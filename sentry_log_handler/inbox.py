@@ -24,6 +24,7 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional, TextIO
 from urllib.parse import parse_qs, urlsplit
@@ -183,9 +184,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.inbox._handle(self)
 
     def do_GET(self) -> None:
-        self.server.inbox._handle(self)
-
-    def do_PUT(self) -> None:
         self.server.inbox._handle(self)
 
     def connection_serial(self) -> int:
@@ -565,7 +563,7 @@ class Inbox:
     def _handle(self, handler: _Handler) -> None:
         """Read, check, store and answer one request."""
         split = urlsplit(handler.path)
-        headers = {k: v for k, v in handler.headers.items()}
+        headers = dict(handler.headers.items())
         received = time.time()
         body = b""
         envelope: Optional[Envelope] = None
@@ -578,7 +576,8 @@ class Inbox:
             self._respond(handler, early.status, {}, _detail(early.detail))
             return
 
-        _, fault = self._next_fault()
+        # Faults are meant for deliveries: a stray GET must not use one up.
+        fault = self._next_fault()[1] if handler.command == "POST" else None
         try:
             envelope = self._process(handler, split.path, split.query, body)
             status, payload = 200, _ok_body(envelope)
@@ -610,7 +609,7 @@ class Inbox:
         self._respond(handler, status, extra_headers, payload)
 
     def _read_body(self, handler: _Handler) -> bytes:
-        if handler.command not in ("POST", "PUT"):
+        if handler.command != "POST":
             return b""
         if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
             return _read_chunked(handler.rfile, self.max_body_size)
@@ -755,8 +754,6 @@ def _event_time(event: dict[str, Any]) -> str:
         seconds = float(stamp)
     elif isinstance(stamp, str):
         try:
-            from datetime import datetime
-
             seconds = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
         except ValueError:
             seconds = None
@@ -773,8 +770,8 @@ def format_event_line(event: dict[str, Any]) -> str:
     The message is ``logentry.formatted``, else ``logentry.message``, else ``message``; the
     newest exception is shown as ``Type: value`` (after the message, or instead of it).
     """
-    logentry = event.get("logentry") if isinstance(event.get("logentry"), dict) else {}
-    assert isinstance(logentry, dict)
+    raw_logentry = event.get("logentry")
+    logentry = raw_logentry if isinstance(raw_logentry, dict) else {}
     message = logentry.get("formatted") or logentry.get("message") or event.get("message") or ""
     exc_text = ""
     exception = event.get("exception")
@@ -796,8 +793,8 @@ def format_event_line(event: dict[str, Any]) -> str:
 
 
 def _format_log_line(record: dict[str, Any]) -> str:
-    attributes = record.get("attributes") if isinstance(record.get("attributes"), dict) else {}
-    assert isinstance(attributes, dict)
+    raw_attributes = record.get("attributes")
+    attributes = raw_attributes if isinstance(raw_attributes, dict) else {}
     logger = attributes.get("logger.name", {})
     name = logger.get("value") if isinstance(logger, dict) else None
     level = str(record.get("level") or "info").upper()

@@ -67,6 +67,9 @@ _AUTO_TAG_KEY = re.compile(r"[a-zA-Z0-9_.:-]{1,32}")
 _AUTO_TAG_VALUE_MAX = 200
 _KEY_CACHE_MAX = 4096
 
+# How far up a wrapping processor may put structlog's loop.
+_MAX_WRAPPER_DEPTH = 6
+
 _SKIP_ROOTS = frozenset({"structlog", "logging", "sentry_log_handler"})
 
 
@@ -166,16 +169,12 @@ class SentryProcessor:
             else:
                 client.breadcrumbs.add(self._breadcrumb(event_dict, levelno, name))
 
-            frame: Optional[FrameType] = None
-            std_name: Optional[str] = None
             if isinstance(logger, logging.Logger):
-                # structlog hands the result to this stdlib logger from the function that
-                # called the processor loop; while that frame runs, its records are ours.
-                std_name = logger.name
-                caller = sys._getframe(1)
-                if caller.f_code.co_name == "_process_event":
-                    frame = caller.f_back
-            dedupe.mark_captured(event_dict, logger_name=std_name, frame=frame)
+                dedupe.mark_captured(
+                    event_dict, logger_name=logger.name, frame=_structlog_call_frame()
+                )
+            else:
+                dedupe.mark_captured(event_dict)
         except RecursionError:
             raise
         except Exception as exc:
@@ -409,6 +408,23 @@ def _process_name() -> str:
         except Exception:
             pass
     return "MainProcess"
+
+
+def _structlog_call_frame() -> Optional[FrameType]:
+    """The frame that runs structlog's processor loop and then calls the wrapped logger.
+
+    structlog's ``_proxy_to_logger`` calls ``_process_event`` (the loop that calls us, maybe
+    through a wrapping processor) and then the stdlib logger: while that frame is on the stack,
+    a record from that logger belongs to this call (see :mod:`sentry_log_handler.dedupe`).
+    """
+    frame: Optional[FrameType] = sys._getframe(2)  # skip this function and __call__
+    for _ in range(_MAX_WRAPPER_DEPTH):
+        if frame is None:
+            return None
+        if frame.f_code.co_name == "_process_event":
+            return frame.f_back
+        frame = frame.f_back
+    return None
 
 
 def _structlog_frame_skip(frame: FrameType) -> bool:

@@ -46,6 +46,7 @@ Measured (sentry_relay 0.10.1)                                   our constant
          strings ~4090 (Relay derives fields from them)             CONTEXT_DERIVED_BYTES
   sdk.name: 256
   ints: outside i64 are silently mangled (2**64 -> 0)              sent as strings
+  bag budgets count floats by their decimal expansion (1e300: ~301 bytes)  _float_cost
   unknown top-level attributes: invalid_attribute error            moved into ``extra``
 No Relay limit was found (to 100000 chars) on frame filename/abs_path/module/context_line, user
 data, fingerprint entries or dict keys; we still bound them (generously) to bound event size.
@@ -221,6 +222,29 @@ def _utf8_len(s: str) -> int:
     return len(s) if s.isascii() else len(s.encode("utf-8", "replace"))
 
 
+def _float_cost(v: float) -> int:
+    """Bytes Relay counts for a float (+1 separator): it writes floats WITHOUT an exponent.
+
+    Measured: ``1e300`` costs Relay's bag budget about 300 bytes, so a few huge or tiny floats
+    can fill a 2 KiB bag. Python's repr uses an exponent only below 1e-4 or from 1e16.
+    """
+    r = repr(v)
+    mantissa, e, exp = r.partition("e")
+    if not e:
+        return len(r) + 1
+    sign = 1 if mantissa.startswith("-") else 0
+    whole, _, frac = mantissa.lstrip("-").partition(".")
+    digits = len(whole) + len(frac)
+    point = len(whole) + int(exp)
+    if point >= digits:
+        length = point
+    elif point <= 0:
+        length = 2 - point + digits
+    else:
+        length = digits + 1
+    return sign + length + 1
+
+
 def _cut_bytes(s: str, nbytes: int) -> str:
     """Longest prefix of ``s`` (with ``...``) whose UTF-8 form fits in ``nbytes``."""
     if _utf8_len(s) <= nbytes:
@@ -306,7 +330,7 @@ class _Walker:
             return self.text("NaN")
         if v in (math.inf, -math.inf):
             return self.text("Infinity" if v > 0 else "-Infinity")
-        self.remaining -= 26
+        self.remaining -= _float_cost(v)
         return v
 
     # dispatch
@@ -565,6 +589,7 @@ PII_DENYLIST: frozenset[str] = frozenset(
 )
 """Personal data: filtered only when ``send_default_pii`` is False (the default)."""
 
+_NO_PII_DENYLIST = DEFAULT_DENYLIST | PII_DENYLIST
 _BEARER = re.compile(r"\s*bearer\s+\S{8,}", re.IGNORECASE)
 
 
@@ -782,7 +807,9 @@ def _text(value: Any, max_len: int) -> Optional[str]:
     if value is None:
         return None
     if type(value) is str:
-        return _valid_utf8(value if len(value) <= max_len else truncate(value, max_len))
+        if len(value) <= max_len:
+            return value if value.isascii() else _valid_utf8(value)
+        return _valid_utf8(truncate(value, max_len))
     return safe_str(value, max_len)
 
 
@@ -841,17 +868,17 @@ def _values(value: Any) -> list[Any]:
     return []
 
 
-_FRAME_STR_FIELDS = (
-    ("filename", PATH_MAX),
-    ("abs_path", PATH_MAX),
-    ("module", PATH_MAX),
-    ("package", PATH_MAX),
-    ("platform", 64),
-    ("instruction_addr", 64),
-    ("function", FUNCTION_MAX),
-    ("raw_function", FUNCTION_MAX),
-    ("context_line", SOURCE_LINE_MAX),
-)
+_FRAME_STR_FIELDS = {
+    "filename": PATH_MAX,
+    "abs_path": PATH_MAX,
+    "module": PATH_MAX,
+    "package": PATH_MAX,
+    "platform": 64,
+    "instruction_addr": 64,
+    "function": FUNCTION_MAX,
+    "raw_function": FUNCTION_MAX,
+    "context_line": SOURCE_LINE_MAX,
+}
 
 
 class _Ctx:
@@ -861,8 +888,7 @@ class _Ctx:
 
     def __init__(self, send_default_pii: bool) -> None:
         self.pii = send_default_pii
-        entries = DEFAULT_DENYLIST if send_default_pii else DEFAULT_DENYLIST | PII_DENYLIST
-        self.matches = _matcher_for(frozenset(entries))
+        self.matches = _matcher_for(DEFAULT_DENYLIST if send_default_pii else _NO_PII_DENYLIST)
 
     def scrub(self, value: Any) -> Any:
         try:
@@ -872,22 +898,30 @@ class _Ctx:
 
 
 def _frame(raw: Any, ctx: _Ctx) -> Optional[dict[str, Any]]:
+    # Driven by the keys present (a frame has few), since this runs for every frame.
     if not isinstance(raw, dict):
         return None
     out: dict[str, Any] = {}
-    for key, limit in _FRAME_STR_FIELDS:
-        _put(out, key, _text(raw.get(key), limit))
-    for key in ("lineno", "colno"):
-        _put(out, key, _uint(raw.get(key)))
-    _put(out, "in_app", _flag(raw.get("in_app")))
-    for key in ("pre_context", "post_context"):
-        lines = raw.get(key)
-        if isinstance(lines, (list, tuple)):
-            out[key] = [
-                _text(line, SOURCE_LINE_MAX) or "" for line in lines[-SOURCE_CONTEXT_LINES:]
-            ]
-    if raw.get("vars") is not None:
-        out["vars"] = ctx.scrub(_object_bag(raw.get("vars"), SMALL_BAG_BYTES, SMALL_BAG_DEPTH))
+    for key, value in raw.items():
+        if value is None:
+            continue
+        limit = _FRAME_STR_FIELDS.get(key)
+        if limit is not None:
+            out[key] = _text(value, limit)
+        elif key == "lineno" or key == "colno":
+            _put(out, key, _uint(value))
+        elif key == "in_app":
+            _put(out, key, _flag(value))
+        elif key == "pre_context" or key == "post_context":
+            if isinstance(value, (list, tuple)):
+                out[key] = [
+                    line
+                    if type(line) is str and len(line) <= SOURCE_LINE_MAX and line.isascii()
+                    else _text(line, SOURCE_LINE_MAX) or ""
+                    for line in value[-SOURCE_CONTEXT_LINES:]
+                ]
+        elif key == "vars":
+            out[key] = ctx.scrub(_object_bag(value, SMALL_BAG_BYTES, SMALL_BAG_DEPTH))
     if not out:
         out["function"] = "?"
     return out

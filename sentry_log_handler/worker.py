@@ -97,6 +97,12 @@ class Worker(Generic[T]):
         self._queue.put((item, size))
         return True
 
+    def start(self) -> None:
+        """Start the thread now (normally the first submit does) so idle duties run."""
+        with self._lock:
+            if self._thread is None and not self._closed:
+                self._start()
+
     def _start(self) -> None:
         thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread = thread
@@ -149,11 +155,36 @@ class Worker(Generic[T]):
 
     # -- worker side -------------------------------------------------------------------
 
-    def _run(self) -> None:
-        wait: Optional[float] = None
+    def drain(self, handle: Callable[[T], None]) -> int:
+        """Take every item still queued and pass it to ``handle`` on the calling thread.
+
+        Used at shutdown, once the worker had its ``shutdown_timeout``: what is left is handed
+        to the caller (to spool it) instead of dying with the daemon thread. Returns the count.
+        """
+        taken = 0
         while True:
             try:
-                item, size = self._queue.get(timeout=wait) if wait else self._queue.get()
+                item, size = self._queue.get_nowait()
+            except queue.Empty:
+                return taken
+            if item is _STOP or isinstance(item, _Marker):
+                continue
+            try:
+                handle(item)
+            except BaseException as exc:
+                self._safe_error(exc)
+            with self._lock:
+                self._count -= 1
+                self._bytes -= size
+            taken += 1
+
+    def _run(self) -> None:
+        wait = self._idle()
+        while True:
+            try:
+                item, size = (
+                    self._queue.get() if wait is None else self._queue.get(timeout=wait)
+                )
             except queue.Empty:
                 wait = self._idle()
                 continue
@@ -161,7 +192,7 @@ class Worker(Generic[T]):
                 self._idle()
                 return
             if isinstance(item, _Marker):
-                self._idle()
+                wait = self._idle()
                 item.ok = self._failures == item.failures_before
                 item.done.set()
                 continue

@@ -537,7 +537,9 @@ for _n in (2048, 2049, 10_000):
         (f"vars_str{_n}", lambda n=_n: base_event(exception=_exc(_frames(1, vars={"a": "x" * n})))),
         (
             f"vars_many{_n}",
-            lambda n=_n: base_event(exception=_exc(_frames(1, vars={f"v{i}": i for i in range(n)}))),
+            lambda n=_n: base_event(
+                exception=_exc(_frames(1, vars={f"v{i}": i for i in range(n)}))
+            ),
         ),
         (
             f"crumb_data{_n}",
@@ -581,19 +583,28 @@ LIMIT_CASES += [
     ("os_big", lambda: base_event(contexts={"os": {"name": "x" * 9000}})),
     ("runtime_big", lambda: base_event(contexts={"runtime": {"name": "y", "version": "v" * 9000}})),
     ("trace_bad", lambda: base_event(contexts={"trace": {"trace_id": "xyz", "span_id": "b"}})),
-    ("trace_ok", lambda: base_event(contexts={"trace": {"trace_id": "a" * 32, "span_id": "b" * 16}})),
+    (
+        "trace_ok",
+        lambda: base_event(contexts={"trace": {"trace_id": "a" * 32, "span_id": "b" * 16}}),
+    ),
     ("extra_deep", lambda: base_event(extra={"a": _nest(20)})),
     ("extra_total", lambda: base_event(extra={f"k{i}": "x" * 16000 for i in range(40)})),
     ("extra_unicode_total", lambda: base_event(extra={f"k{i}": "日" * 16000 for i in range(40)})),
     ("extra_not_dict", lambda: base_event(extra=["a"])),
     ("unknown_top_level", lambda: base_event(foo=1, bar={"x": 1})),
-    ("crumb_bad", lambda: base_event(breadcrumbs=[{"level": "warn", "timestamp": "no", "data": 1}])),
+    (
+        "crumb_bad",
+        lambda: base_event(breadcrumbs=[{"level": "warn", "timestamp": "no", "data": 1}]),
+    ),
     ("crumb_fields", lambda: base_event(breadcrumbs=[{"type": "t" * 200, "category": "c" * 200}])),
     ("crumb_deep", lambda: base_event(breadcrumbs=[{"data": {"a": _nest(20)}}])),
     ("crumbs_many", lambda: base_event(breadcrumbs=[{"message": str(i)} for i in range(1000)])),
     ("exc_empty", lambda: base_event(exception={"values": [{}]})),
     ("exc_empty_frames", lambda: base_event(exception=_exc([]))),
-    ("exc_long_type", lambda: base_event(exception=_exc(_frames(1), type="T" * 300, module="m" * 300))),
+    (
+        "exc_long_type",
+        lambda: base_event(exception=_exc(_frames(1), type="T" * 300, module="m" * 300)),
+    ),
     ("frame_bad_fields", lambda: base_event(exception=_exc(_frames(1, lineno=-1, in_app="yes")))),
     ("frame_function", lambda: base_event(exception=_exc([{"function": "f" * 1000}]))),
     ("frame_vars_deep", lambda: base_event(exception=_exc(_frames(1, vars={"a": _nest(20)})))),
@@ -606,13 +617,18 @@ LIMIT_CASES += [
             )
         ),
     ),
+    ("vars_huge_floats", lambda: base_event(exception=_exc(_frames(1, vars={"f": [1e300] * 50})))),
+    ("extra_tiny_floats", lambda: base_event(extra={"f": [-1.5e-300] * 500, "g": [2.5e20] * 900})),
     ("thread_name", lambda: base_event(threads={"values": [{"id": "x", "name": "n" * 2000}]})),
     ("params_many", lambda: base_event(logentry={"message": "x", "params": list(range(2000))})),
     ("params_deep", lambda: base_event(logentry={"message": "x", "params": [_nest(20)]})),
     ("message_only", lambda: {"message": "hello"}),
     ("garbage_ids", lambda: base_event(event_id="nope", timestamp="nope", platform=None)),
     ("sdk", lambda: base_event(sdk={"name": "n" * 300, "version": "1", "integrations": [1]})),
-    ("request", lambda: base_event(request={"url": "http://x", "headers": {"Cookie": "c", "A": 1}})),
+    (
+        "request",
+        lambda: base_event(request={"url": "http://x", "headers": {"Cookie": "c", "A": 1}}),
+    ),
 ]
 
 
@@ -743,7 +759,9 @@ _values = st.recursive(
     extra=st.dictionaries(st.text(max_size=30), _values, max_size=10),
     crumb_data=_values,
     frame_vars=st.dictionaries(st.text(max_size=10), _values, max_size=5),
-    tags=st.dictionaries(st.text(max_size=30), st.one_of(st.text(max_size=50), _leaves), max_size=5),
+    tags=st.dictionaries(
+        st.text(max_size=30), st.one_of(st.text(max_size=50), _leaves), max_size=5
+    ),
     message=st.text(max_size=100),
     max_bytes=st.sampled_from([1024 * 1024, 20_000, 2_000]),
 )
