@@ -86,6 +86,7 @@ class Client:
         )
         self._closed = False
         self._flushing = 0
+        self._endpoint_down = False
         self._resend_paused_until = 0.0
         self.last_event_id: Optional[str] = None
         self.spool: Optional[Spool] = None
@@ -233,11 +234,15 @@ class Client:
         if transport.rate_limiter.event_limited():
             self.drops.record(reports.RATELIMIT_BACKOFF, _EVENT)
             return False
-        attempts = self.options.max_retries + 1
+        # After one envelope used up its retries the endpoint is taken as down: the next
+        # ones get a single attempt each until one succeeds, so a long outage moves the
+        # queue to the spool (or the drop counters) instead of stalling it for minutes.
+        attempts = 1 if self._endpoint_down else self.options.max_retries + 1
         result = HttpResult(error="not sent")
         for attempt in range(attempts):
             result = self._post(envelope, with_reports=True)
             if result.ok:
+                self._endpoint_down = False
                 with self._stats_lock:
                     self._stats["delivered"] += 1
                 return True
@@ -245,6 +250,8 @@ class Client:
                 break
             if not self._backoff(attempt):
                 break
+        if result.retryable:
+            self._endpoint_down = True
         if result.retryable and self.spool is not None:
             if self.spool.store(envelope):  # a failed store was counted by on_drop
                 with self._stats_lock:

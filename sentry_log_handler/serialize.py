@@ -46,7 +46,8 @@ Measured (sentry_relay 0.10.1)                                   our constant
          strings ~4090 (Relay derives fields from them)             CONTEXT_DERIVED_BYTES
   sdk.name: 256
   ints: outside i64 are silently mangled (2**64 -> 0)              sent as strings
-  bag budgets count floats by their decimal expansion (1e300: ~301 bytes)  _float_cost
+  bag budgets count floats by their decimal expansion (1e300: ~302 bytes,
+         1.5e-300: ~318)                                           _float_cost
   unknown top-level attributes: invalid_attribute error            moved into ``extra``
 No Relay limit was found (to 100000 chars) on frame filename/abs_path/module/context_line, user
 data, fingerprint entries or dict keys; we still bound them (generously) to bound event size.
@@ -223,18 +224,20 @@ def _utf8_len(s: str) -> int:
 
 
 def _float_cost(v: float) -> int:
-    """Bytes Relay counts for a float (+1 separator): it writes floats WITHOUT an exponent.
+    """Upper bound of the bytes Relay counts for a float (+1 separator).
 
-    Measured: ``1e300`` costs Relay's bag budget about 300 bytes, so a few huge or tiny floats
-    can fill a 2 KiB bag. Python's repr uses an exponent only below 1e-4 or from 1e16.
+    Measured: Relay counts floats written WITHOUT an exponent (``1e300``: ~302 bytes), and its
+    JSON parser may land one ulp off for long or extreme numbers, which then print with 17
+    significant digits (``1.5e-300`` costs ~318, not 304). Python's repr uses an exponent only
+    below 1e-4 or from 1e16; short plain reprs (<= 15 digits) parse exactly.
     """
     r = repr(v)
     mantissa, e, exp = r.partition("e")
     if not e:
-        return len(r) + 1
+        return len(r) + (1 if len(r) <= 16 else 3)
     sign = 1 if mantissa.startswith("-") else 0
     whole, _, frac = mantissa.lstrip("-").partition(".")
-    digits = len(whole) + len(frac)
+    digits = 17
     point = len(whole) + int(exp)
     if point >= digits:
         length = point
