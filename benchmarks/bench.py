@@ -64,6 +64,7 @@ Benchmarks are not tests: nothing here asserts on time. The "targets" table only
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import http.client
 import json
@@ -194,9 +195,7 @@ class Receiver:
 def counted_by_receiver(counts: dict[str, Any]) -> int:
     """Error events the client said (in client reports) it dropped."""
     return sum(
-        quantity
-        for key, quantity in counts.get("discarded", {}).items()
-        if key.endswith("/error")
+        quantity for key, quantity in counts.get("discarded", {}).items() if key.endswith("/error")
     )
 
 
@@ -209,7 +208,7 @@ def _deep(n: int) -> None:
     """A ``raise ... from ...`` chain ``n`` + 1 frames below the caller."""
     if n == 0:
         try:
-            {}["card"]  # noqa: B018 - raising KeyError is the point
+            {}["card"]  # raising KeyError is the point
         except KeyError as exc:
             raise ValueError("payment declined") from exc
     _deep(n - 1)
@@ -325,8 +324,9 @@ class PostingHandler(logging.Handler):
             }
             payload = json.dumps(event).encode()
             item = json.dumps({"type": "event", "length": len(payload)}).encode()
-            body = b"".join([json.dumps({"event_id": event_id}).encode(), b"\n", item, b"\n",
-                             payload, b"\n"])
+            body = b"".join(
+                [json.dumps({"event_id": event_id}).encode(), b"\n", item, b"\n", payload, b"\n"]
+            )
             self.session.post(self.url, data=self._gzip.compress(body, 1), timeout=10).close()
         except Exception:
             self.handleError(record)
@@ -438,8 +438,7 @@ class StructlogPeer(Peer):
         return time.perf_counter_ns() - t
 
     def error(self) -> None:
-        self.log.error("payment declined", method="card", feature="pay", user_id="u-1",
-                       order_id=42)
+        self.log.error("payment declined", method="card", feature="pay", user_id="u-1", order_id=42)
 
     def timed_exception(self) -> int:
         exception = self.log.exception
@@ -447,8 +446,7 @@ class StructlogPeer(Peer):
             _deep(10)
         except ValueError:
             t = time.perf_counter_ns()
-            exception("payment failed", method="card", feature="pay", user_id="u-1",
-                      order_id=42)
+            exception("payment failed", method="card", feature="pay", user_id="u-1", order_id=42)
             return time.perf_counter_ns() - t
         raise AssertionError("unreachable")
 
@@ -652,9 +650,13 @@ def phase_e2e(peer: Peer, receiver: Receiver, n: int) -> dict[str, Any]:
     peer.flush(300)
     delivered, elapsed = receiver.wait_quiet(t0, n)
     cpu = _cpu_s() - cpu0  # includes the polling of the receiver after the flush (small)
-    return {"sent": n, "delivered": delivered, "seconds": elapsed,
-            "events_per_s": delivered / elapsed if elapsed > 0 else None,
-            "cpu_us_per_event": cpu / n * 1e6}
+    return {
+        "sent": n,
+        "delivered": delivered,
+        "seconds": elapsed,
+        "events_per_s": delivered / elapsed if elapsed > 0 else None,
+        "cpu_us_per_event": cpu / n * 1e6,
+    }
 
 
 def phase_e2e_raw(receiver: Receiver, n: int) -> dict[str, Any]:
@@ -682,9 +684,15 @@ def phase_e2e_raw(receiver: Receiver, n: int) -> dict[str, Any]:
     elapsed = time.perf_counter() - t0
     cpu = _cpu_s() - cpu0
     delivered = receiver.count()["events"]
-    return {"sent": n, "delivered": delivered, "failures": failures, "seconds": elapsed,
-            "events_per_s": delivered / elapsed, "envelope_bytes": len(body),
-            "cpu_us_per_event": cpu / n * 1e6}
+    return {
+        "sent": n,
+        "delivered": delivered,
+        "failures": failures,
+        "seconds": elapsed,
+        "events_per_s": delivered / elapsed,
+        "envelope_bytes": len(body),
+        "cpu_us_per_event": cpu / n * 1e6,
+    }
 
 
 def run_child(row: str, phase: str, receiver_url: str, n: int, n_exc: int) -> dict[str, Any]:
@@ -712,8 +720,19 @@ def run_child(row: str, phase: str, receiver_url: str, n: int, n_exc: int) -> di
 
 
 def _spawn(row: str, phase: str, url: str, n: int, n_exc: int, timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", row, phase,
-           "--receiver", url, "--n", str(n), "--n-exc", str(n_exc)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        row,
+        phase,
+        "--receiver",
+        url,
+        "--n",
+        str(n),
+        "--n-exc",
+        str(n_exc),
+    ]
     started = time.perf_counter()
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
@@ -732,11 +751,11 @@ def _spawn(row: str, phase: str, url: str, n: int, n_exc: int, timeout: float) -
 
 
 def _us(ns: Optional[float]) -> str:
-    return "–" if ns is None else f"{ns / 1000:,.1f}"
+    return "-" if ns is None else f"{ns / 1000:,.1f}"
 
 
 def _mib(kib: Optional[int]) -> str:
-    return "–" if kib is None else f"{kib / 1024:,.0f}"
+    return "-" if kib is None else f"{kib / 1024:,.0f}"
 
 
 def _problem(result: Optional[dict[str, Any]]) -> Optional[str]:
@@ -820,14 +839,14 @@ def render(results: dict[str, Any], config: dict[str, Any]) -> str:
                 silent = result["sent"] - result["delivered"] - counted
                 out.append(
                     f"| {ROWS[row]} | {n:,} | {result['delivered']:,} | "
-                    f"{'–' if client is None else f'{client:,}'} / "
+                    f"{'-' if client is None else f'{client:,}'} / "
                     f"{result['counted_reported']:,} | {silent:,} | "
                     f"{result['calls_s'] / n * 1e6:,.1f} | {result['drain_s']:.2f} | "
                     f"{_mib(result['rss_before_kib'])} → {_mib(result['peak_rss_kib'])} |"
                 )
         sources = {r.get("peak_source") for r in bursts.values() if r.get("peak_source")}
         out.append(
-            f"\nPeak RSS: {', '.join(sorted(sources))}. \"–\": the client exposes no drop "
+            f'\nPeak RSS: {", ".join(sorted(sources))}. "-": the client exposes no drop '
             "counter (sentry-sdk reports its drops only in client reports; the QueueHandler "
             "queue is unbounded and never drops). Drain: first call → last event received."
         )
@@ -837,7 +856,7 @@ def render(results: dict[str, Any], config: dict[str, Any]) -> str:
             f"\n### (d) end to end: {config['n_e2e']} events until all are received "
             f"(median of {config['e2e_rounds']} alternating rounds for raw / ours)\n"
         )
-        out.append("| path | delivered | seconds | events/s | × raw POST | CPU µs/event | rounds |")
+        out.append("| path | delivered | seconds | events/s | x raw POST | CPU µs/event | rounds |")
         out.append("|---|---:|---:|---:|---:|---:|---|")
         raw_summary = _e2e_summary(e2e.get("raw-post", []))
         raw = raw_summary["events_per_s"] if raw_summary else None
@@ -850,7 +869,7 @@ def render(results: dict[str, Any], config: dict[str, Any]) -> str:
                 out.append(f"| {ROWS[row]} | {_problem(runs[0])} | | | | | |")
                 continue
             rate = summary["events_per_s"]
-            ratio = f"{rate / raw:.2f}" if raw else "–"
+            ratio = f"{rate / raw:.2f}" if raw else "-"
             out.append(
                 f"| {ROWS[row]} | {summary['delivered']:,} | {summary['seconds']:.2f} | "
                 f"{rate:,.0f} | {ratio} | {summary['cpu_us_per_event']:,.0f} | "
@@ -889,22 +908,30 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, Any]]:
         return value
 
     rows: list[tuple[str, str, Any]] = []
-    name = "caller cost ≤ 2× QueueHandler (messages, median)"
+    name = "caller cost ≤ 2x QueueHandler (messages, median)"
     ours, queue = median("ours", "message"), median("queue", "message")
     if ours and queue:
-        rows.append((name, f"{_us(ours)} vs {_us(queue)} µs ({ours / queue:.2f}×)",
-                     ours <= 2 * queue))
+        rows.append(
+            (name, f"{_us(ours)} vs {_us(queue)} µs ({ours / queue:.2f}x)", ours <= 2 * queue)
+        )
     else:
         rows.append((name, "missing row", None))
     name = "exceptions ≤ QueueHandler (median)"
     ours_e, queue_e = median("ours", "exception"), median("queue", "exception")
     if ours_e and queue_e:
-        rows.append((name, f"{_us(ours_e)} vs {_us(queue_e)} µs ({ours_e / queue_e:.2f}×)",
-                     ours_e <= queue_e))
+        rows.append(
+            (
+                name,
+                f"{_us(ours_e)} vs {_us(queue_e)} µs ({ours_e / queue_e:.2f}x)",
+                ours_e <= queue_e,
+            )
+        )
     else:
         rows.append((name, "missing row", None))
-    for n, name in ((10_000, "100% of a 10 000 burst delivered (defaults)"),
-                    (20_000, "20 000 burst: delivered + counted = sent")):
+    for n, name in (
+        (10_000, "100% of a 10 000 burst delivered (defaults)"),
+        (20_000, "20 000 burst: delivered + counted = sent"),
+    ):
         result = results["burst"].get(f"ours/{n}")
         problem = _problem(result)
         if result is None or problem:
@@ -914,29 +941,34 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, Any]]:
         if n == 10_000:
             rows.append((name, f"{result['delivered']:,} / {n:,}", result["delivered"] == n))
         else:
-            rows.append((name, f"{result['delivered']:,} + {counted:,} = "
-                         f"{result['delivered'] + counted:,} / {n:,}; peak RSS "
-                         f"{_mib(result['peak_rss_kib'])} MiB",
-                         result["delivered"] + counted == n))
-    name = "end to end ≥ 0.8× raw POST rate"
+            rows.append(
+                (
+                    name,
+                    f"{result['delivered']:,} + {counted:,} = "
+                    f"{result['delivered'] + counted:,} / {n:,}; peak RSS "
+                    f"{_mib(result['peak_rss_kib'])} MiB",
+                    result["delivered"] + counted == n,
+                )
+            )
+    name = "end to end ≥ 0.8x raw POST rate"
     raw = _e2e_summary(results["e2e"].get("raw-post", []))
     ours_rate = _e2e_summary(results["e2e"].get("ours", []))
     if raw and ours_rate:
         a, b = ours_rate["events_per_s"], raw["events_per_s"]
-        rows.append((name, f"{a:,.0f} vs {b:,.0f}/s ({a / b:.2f}×)", a >= 0.8 * b))
+        rows.append((name, f"{a:,.0f} vs {b:,.0f}/s ({a / b:.2f}x)", a >= 0.8 * b))
     else:
         rows.append((name, "missing row", None))
     proc, sls = median("ours-processor", "message"), median("structlog-sentry", "message")
-    name = "processor ≥ 10× below structlog-sentry (messages, median)"
+    name = "processor ≥ 10x below structlog-sentry (messages, median)"
     if proc and sls:
-        rows.append((name, f"{_us(proc)} vs {_us(sls)} µs ({sls / proc:.0f}× below)",
-                     proc * 10 <= sls))
+        rows.append(
+            (name, f"{_us(proc)} vs {_us(sls)} µs ({sls / proc:.0f}x below)", proc * 10 <= sls)
+        )
     else:
         rows.append((name, "missing row", None))
-    name = "processor within 2× of SentryHandler (messages, median)"
+    name = "processor within 2x of SentryHandler (messages, median)"
     if proc and ours:
-        rows.append((name, f"{_us(proc)} vs {_us(ours)} µs ({proc / ours:.2f}×)",
-                     proc <= 2 * ours))
+        rows.append((name, f"{_us(proc)} vs {_us(ours)} µs ({proc / ours:.2f}x)", proc <= 2 * ours))
     else:
         rows.append((name, "missing row", None))
     return rows
@@ -950,17 +982,16 @@ def _environment() -> dict[str, Any]:
         "platform": platform.platform(terse=True),
         "cpus": os.cpu_count(),
     }
-    try:
+    with contextlib.suppress(OSError):
         env["loadavg"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        pass
-    for dist, key in (("sentry-sdk", "sentry_sdk"), ("structlog", "structlog"),
-                      ("structlog-sentry", "structlog_sentry"),
-                      ("sentry-log-handler", "sentry_log_handler")):
-        try:
+    for dist, key in (
+        ("sentry-sdk", "sentry_sdk"),
+        ("structlog", "structlog"),
+        ("structlog-sentry", "structlog_sentry"),
+        ("sentry-log-handler", "sentry_log_handler"),
+    ):
+        with contextlib.suppress(metadata.PackageNotFoundError):
             env[key] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     return env
 
 
@@ -1005,8 +1036,11 @@ def run_parent(args: argparse.Namespace) -> int:
             if row in skipped:
                 result: dict[str, Any] = {"status": "skipped", "reason": skipped[row]}
             else:
-                print(f"[{time.perf_counter() - started:6.1f}s] {section:6} {key} ...",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"[{time.perf_counter() - started:6.1f}s] {section:6} {key} ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 result = _spawn(row, section, receiver.url, n, config["n_exc"], args.timeout)
                 if result.get("status") == "skipped":
                     skipped[row] = result["reason"]

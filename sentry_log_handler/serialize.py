@@ -236,7 +236,7 @@ def _float_cost(v: float) -> int:
     if not e:
         return len(r) + (1 if len(r) <= 16 else 3)
     sign = 1 if mantissa.startswith("-") else 0
-    whole, _, frac = mantissa.lstrip("-").partition(".")
+    whole = mantissa.lstrip("-").partition(".")[0]
     digits = 17
     point = len(whole) + int(exp)
     if point >= digits:

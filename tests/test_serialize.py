@@ -619,8 +619,14 @@ LIMIT_CASES += [
     ),
     ("vars_huge_floats", lambda: base_event(exception=_exc(_frames(1, vars={"f": [1e300] * 50})))),
     ("extra_tiny_floats", lambda: base_event(extra={"f": [-1.5e-300] * 500, "g": [2.5e20] * 900})),
-    ("extra_extreme_floats", lambda: base_event(extra={"f": [5e-324, 1.7976931348623157e308] * 99})),
-    ("vars_long_floats", lambda: base_event(exception=_exc(_frames(1, vars={"f": [0.1 + 0.2] * 300})))),
+    (
+        "extra_extreme_floats",
+        lambda: base_event(extra={"f": [5e-324, 1.7976931348623157e308] * 99}),
+    ),
+    (
+        "vars_long_floats",
+        lambda: base_event(exception=_exc(_frames(1, vars={"f": [0.1 + 0.2] * 300}))),
+    ),
     ("thread_name", lambda: base_event(threads={"values": [{"id": "x", "name": "n" * 2000}]})),
     ("params_many", lambda: base_event(logentry={"message": "x", "params": list(range(2000))})),
     ("params_deep", lambda: base_event(logentry={"message": "x", "params": [_nest(20)]})),
