@@ -358,7 +358,8 @@ class Client:
         payload = reports.client_report_payload(entries)
         if payload is None:
             return None
-        body = encode_envelope({"sdk": SDK_INFO}, [Item(type="client_report", payload=dumps(payload))])
+        item = Item(type="client_report", payload=dumps(payload))
+        body = encode_envelope({"sdk": SDK_INFO}, [item])
         result = self.transport.post(_stamp_sent_at(body, []))
         if not result.ok:
             self.drops.restore(entries)

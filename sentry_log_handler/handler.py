@@ -68,7 +68,7 @@ class SentryHandler(logging.Handler):
         self.event_level = logging.ERROR
         self.setLevel(level)
 
-    def setLevel(self, level: Union[int, str]) -> None:  # noqa: N802 (logging's name)
+    def setLevel(self, level: Union[int, str]) -> None:
         """Set the *event* threshold; the handler's own level also admits breadcrumbs."""
         self.event_level = levels.to_levelno(level)
         floor = self.event_level
