@@ -69,6 +69,8 @@ from collections import deque
 from types import MappingProxyType
 from typing import Any, Callable, Optional
 
+from .levels import parse_level
+
 __all__ = [
     "DEFAULT_DENYLIST",
     "FILTERED",
@@ -685,19 +687,6 @@ def _scrub(value: Any, matches: Callable[[str], bool], depth: int, active: set[i
 _TAG_KEY_OK = re.compile(r"[A-Za-z0-9_.:-]+\Z")
 _TAG_KEY_BAD = re.compile(r"[^A-Za-z0-9_.:-]")
 _NAME_BAD = re.compile(r"[/\\\r\n\t\f\v]")
-_LEVELS = {
-    "fatal": "fatal",
-    "critical": "fatal",
-    "error": "error",
-    "exception": "error",
-    "warning": "warning",
-    "warn": "warning",
-    "info": "info",
-    "information": "info",
-    "debug": "debug",
-    "trace": "debug",
-    "notset": "debug",
-}
 
 
 def clean_tag_key(key: Any) -> Optional[str]:
@@ -783,23 +772,16 @@ def clean_dist(value: Any) -> Optional[str]:
 def clean_level(level: Any) -> str:
     """Sentry level name for a level name or ``logging`` number; unknown values give "error".
 
-    Relay accepts only fatal/error/warning/info/debug (lower case; "warn" is invalid), so
-    logging's names and numbers are mapped: CRITICAL -> fatal, WARN -> warning, custom levels by
-    the standard threshold below them.
+    Relay accepts only fatal/error/warning/info/debug (lower case; "warn" is invalid). The
+    mapping itself lives in :mod:`sentry_log_handler.levels`, shared with every front door;
+    here, on the worker, an unknown value (from ``before_send``, say) must not raise.
     """
-    if isinstance(level, str):
-        return _LEVELS.get(level.strip().lower(), "error")
-    if isinstance(level, (int, float)) and not isinstance(level, bool) and level == level:
-        if level >= 50:
-            return "fatal"
-        if level >= 40:
-            return "error"
-        if level >= 30:
-            return "warning"
-        if level >= 20:
-            return "info"
-        return "debug"
-    return "error"
+    if isinstance(level, float) and level == level and abs(level) < 2**62:
+        level = int(level)
+    try:
+        return parse_level(level)
+    except (ValueError, TypeError):
+        return "error"
 
 
 # --- encode_event ----------------------------------------------------------------------------
