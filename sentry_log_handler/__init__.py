@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .dsn import Dsn, DsnError
     from .handler import SentryHandler
     from .options import Options
+    from .processor import SentryProcessor
     from .send import send_event
 
 _LAZY = {

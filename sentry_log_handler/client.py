@@ -178,7 +178,7 @@ class Client:
         return ok and self.worker.pending == 0
 
     def _spool_capture(self, capture: Capture) -> None:
-        envelope = self.prepare(capture)
+        envelope = self._prepare_counted(capture)
         if envelope is not None and self.spool is not None and self.spool.store(envelope):
             with self._stats_lock:
                 self._stats["spooled"] += 1
@@ -196,10 +196,22 @@ class Client:
     # -- worker side -------------------------------------------------------------------
 
     def _process(self, capture: Capture) -> bool:
-        envelope = self.prepare(capture)
+        envelope = self._prepare_counted(capture)
         if envelope is None:
             return True
         return self.deliver(envelope)
+
+    def _prepare_counted(self, capture: Capture) -> Optional[bytes]:
+        """:meth:`prepare`, counting the event as ``internal_sdk_error`` when that raises.
+
+        The worker survives the exception and reports it once on stderr, but the event is
+        lost: uncounted, it would be missing from ``stats()`` and from the client reports.
+        """
+        try:
+            return self.prepare(capture)
+        except Exception:
+            self.drops.record(reports.INTERNAL_SDK_ERROR, _EVENT)
+            raise
 
     def prepare(self, capture: Capture) -> Optional[bytes]:
         """Capture → event → ``before_send`` → safe, limited JSON → envelope bytes.
@@ -313,9 +325,15 @@ class Client:
             return None
         while True:
             now = time.monotonic()
-            if now < self._resend_paused_until:
+            # A waiting flush tries at once: the endpoint may be back before the pause ends,
+            # and flush(timeout) must not report failure without having tried.
+            if now < self._resend_paused_until and not self._flushing:
                 return self._resend_paused_until - now
-            limited = transport.rate_limiter.limited_until("error")
+            # Spooled envelopes are events: ``default`` limits them too, as in deliver().
+            limiter = transport.rate_limiter
+            limited = max(
+                limiter.limited_until("error") or 0.0, limiter.limited_until("default") or 0.0
+            )
             if limited:
                 return max(0.1, limited - now)
             claimed = spool.claim()

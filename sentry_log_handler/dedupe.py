@@ -7,12 +7,16 @@ and the handler skips a record that belongs to that call. What reaches logging d
 last processor of the chain, so there is one test per bridge:
 
 * ``ProcessorFormatter.wrap_for_formatter``: ``record.msg`` IS the event dict.
-* ``render_to_log_kwargs``: ``record.msg`` IS the ``event`` string, but that function pops
-  ``"event"`` from the dict, so the string is remembered at mark time, not looked up later.
 * a renderer (``JSONRenderer``, ``ConsoleRenderer``...) in front of ``LoggerFactory``:
   ``record.msg`` is a new string; the record is recognised as coming from the stdlib logger
-  structlog wrapped, emitted while that very structlog call (a frame the processor noted) is
-  still on the stack.
+  structlog wrapped, emitted while that very structlog call is still running: the frame that
+  runs structlog's processor loop (noted by the processor) is still on the stack.
+* ``render_to_log_kwargs``: the frame test above applies; without a frame (the processor was
+  not called from structlog's loop) ``record.msg`` IS the ``event`` string, remembered at mark
+  time because that function pops ``"event"`` from the dict. That claim covers one record.
+
+A call the processor lets pass (below its levels, say) calls :func:`release`, so that an
+older call's frame claim cannot cover it (a new frame may reuse a finished one's address).
 * ``SentryProcessor`` inside a ``ProcessorFormatter`` chain: the formatter works on a copy of
   the record (``event_dict["_record"]``); a copy shares the original's ``created`` float
   object, so the original is recognised by that identity (and its logger name).
@@ -34,7 +38,7 @@ from collections.abc import MutableMapping
 from types import CodeType, FrameType
 from typing import Any, Optional
 
-__all__ = ["is_captured", "mark_captured", "mark_record", "seen_record"]
+__all__ = ["is_captured", "mark_captured", "mark_record", "release", "seen_record"]
 
 
 class _Mark:
@@ -53,8 +57,8 @@ class _Mark:
         self.logger_name = logger_name
         # Not the frame itself: a finished frame would keep its locals and every caller's
         # frame alive until the next call on this thread. Its id and code identify it while
-        # it runs (a later frame at the same address running the same code would be another
-        # structlog call through the same logger, which marks afresh).
+        # it runs; a later frame at the same address running the same code is a later
+        # structlog call, and the processor either marks it afresh or calls release().
         self.frame_id = id(frame) if frame is not None else None
         self.code: Optional[CodeType] = frame.f_code if frame is not None else None
         record = event_dict.get("_record")
@@ -63,7 +67,17 @@ class _Mark:
         )
 
 
-_local = threading.local()
+class _State(threading.local):
+    """Per-thread marks. Class defaults, so that reading an unset one never raises (an
+    ``AttributeError`` caught inside ``getattr`` costs more than all the rest of a check)."""
+
+    last: Optional[_Mark] = None
+    # (created float object, logger name) of the record a SentryHandler last took: enough to
+    # recognise copies of it, without keeping the record (and its traceback's frames) alive.
+    handled: Optional[tuple[float, str]] = None
+
+
+_local = _State()
 
 
 def mark_captured(
@@ -81,9 +95,22 @@ def mark_captured(
     _local.last = _Mark(event_dict, logger_name, frame)
 
 
+def release(event_dict: MutableMapping[str, Any]) -> None:
+    """The processor let a call pass: an older call's claim must not cover its records.
+
+    The frame and ``event`` string claims are dropped (a new frame may reuse a finished one's
+    address and code; the string may be the same constant); the dict and record identity
+    claims stay, they are exact. A mark of ``event_dict`` itself is kept whole: another
+    ``SentryProcessor`` earlier in the same chain may have taken this very call.
+    """
+    mark = _local.last
+    if mark is not None and mark.event_dict is not event_dict:
+        mark.frame_id = mark.code = mark.event = None
+
+
 def is_captured(record: logging.LogRecord) -> bool:
     """True when ``record`` carries a call that ``SentryProcessor`` already handled."""
-    mark: Optional[_Mark] = getattr(_local, "last", None)
+    mark = _local.last
     if mark is None:
         return False
     msg = record.msg
@@ -110,7 +137,7 @@ def is_captured(record: logging.LogRecord) -> bool:
 
 def mark_record(record: logging.LogRecord) -> None:
     """Remember the record a ``SentryHandler`` just captured (one per thread)."""
-    _local.handled = record
+    _local.handled = (record.created, record.name)
 
 
 def seen_record(record: logging.LogRecord) -> bool:
@@ -119,10 +146,10 @@ def seen_record(record: logging.LogRecord) -> bool:
     Either a ``SentryHandler`` took the original (:func:`mark_record`), or the record comes
     from a structlog call whose event dict the processor already took in the main chain.
     """
-    handled: Optional[logging.LogRecord] = getattr(_local, "handled", None)
-    if handled is not None and _same_record(record, handled):
+    handled = _local.handled
+    if handled is not None and record.created is handled[0] and record.name == handled[1]:
         return True
-    mark: Optional[_Mark] = getattr(_local, "last", None)
+    mark = _local.last
     if mark is None:
         return False
     if record.msg is mark.event_dict:

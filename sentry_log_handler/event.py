@@ -220,12 +220,13 @@ def build_event(capture: Capture, defaults: EventDefaults) -> dict[str, Any]:
         "timestamp": capture.timestamp,
         "platform": "python",
         "level": capture.level,
-        "logger": capture.logger or "root",
         "logentry": _logentry(capture),
         "server_name": defaults.server_name,
         "sdk": dict(SDK_INFO),
         "environment": capture.environment or defaults.environment,
     }
+    if capture.logger:
+        event["logger"] = capture.logger
     release = capture.release or defaults.release
     if release:
         event["release"] = release

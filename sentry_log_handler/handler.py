@@ -88,6 +88,9 @@ class SentryHandler(logging.Handler):
                 client.capture(self._capture(record))
             else:
                 client.breadcrumbs.add(_breadcrumb(record))
+            # A ProcessorFormatter running SentryProcessor on a copy of this record later
+            # must not report it a second time.
+            dedupe.mark_record(record)
         except RecursionError:
             raise
         except Exception as exc:

@@ -10,6 +10,10 @@ Where it sits in the chain matters only for exceptions: before ``format_exc_info
 ``dict_tracebacks`` it sees ``exc_info`` (the exception object itself); after them it sees the
 rendered ``exception`` key and takes the exception being handled (``sys.exc_info()``), provided
 that is the one that was rendered; otherwise the rendered text stays in ``extra``.
+
+When structlog hands the call on to stdlib ``logging`` where a ``SentryHandler`` listens too,
+the processor marks what it took (:mod:`sentry_log_handler.dedupe`) and the handler skips it:
+one call, one event, with nothing for the user to configure away.
 """
 
 from __future__ import annotations
@@ -104,6 +108,15 @@ class SentryProcessor:
         handler: Optional[SentryHandler] = None,
         **options: Any,
     ) -> None:
+        # Validate everything before building a client, so a typo leaves no client behind.
+        self.level = levels.to_levelno(level)
+        self.breadcrumb_level: Optional[int] = (
+            None if breadcrumb_level is None else levels.to_levelno(breadcrumb_level)
+        )
+        self._all_tags, self._tag_keys = _parse_tag_keys(tag_keys)
+        if event_id_key is not None and not isinstance(event_id_key, str):
+            raise TypeError(f"event_id_key must be a string, not {event_id_key!r}")
+        self.event_id_key = event_id_key
         if handler is not None:
             if client is not None and client is not handler.client:
                 raise TypeError("pass either handler= or client=, not both")
@@ -116,14 +129,6 @@ class SentryProcessor:
         else:
             self.client = Client(Options(dsn, **options))
             self._owns_client = True
-        self.level = levels.to_levelno(level)
-        self.breadcrumb_level: Optional[int] = (
-            None if breadcrumb_level is None else levels.to_levelno(breadcrumb_level)
-        )
-        self._all_tags, self._tag_keys = _parse_tag_keys(tag_keys)
-        if event_id_key is not None and not isinstance(event_id_key, str):
-            raise TypeError(f"event_id_key must be a string, not {event_id_key!r}")
-        self.event_id_key = event_id_key
         # Keys that never reach extra: structural ones, mapped ones, and our own output key.
         skip = _STRUCTURAL | _MAPPED
         self._not_extra = skip | {event_id_key} if event_id_key else skip
@@ -138,48 +143,52 @@ class SentryProcessor:
     # -- the chain ---------------------------------------------------------------------
 
     def __call__(self, logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+        try:
+            if not self._take(logger, method_name, event_dict):
+                # Not ours: an older call's claim must not cover this call's stdlib record.
+                dedupe.release(event_dict)
+        except Exception as exc:  # RecursionError too: nothing here may break the app's call
+            self.client.errors.report_exception("SentryProcessor", exc)
+        return event_dict
+
+    def _take(self, logger: Any, method_name: str, event_dict: EventDict) -> bool:
+        """Queue an event or keep a breadcrumb; False when the call is not for this processor."""
         client = self.client
         if not client.enabled:
-            return event_dict
-        try:
-            levelno = _levelno(event_dict.get("level"), method_name)
-            if levelno < self.level:
-                floor = self.breadcrumb_level
-                if floor is None or levelno < floor:
-                    return event_dict
-                is_event = False
-            else:
-                is_event = True
-            record = event_dict.get("_record")
-            if not isinstance(record, logging.LogRecord):
-                record = None
-            name = _logger_name(event_dict, logger, record)
-            if name is not None and (name in _IGNORED_EXACT or name.startswith(_IGNORED_PREFIXES)):
-                return event_dict
-            if client.is_worker_thread():
-                return event_dict
-            if record is not None and dedupe.seen_record(record):
-                # Inside a ProcessorFormatter, on a record that was already captured.
-                return event_dict
+            return False
+        levelno = _levelno(event_dict.get("level"), method_name)
+        if levelno < self.level:
+            floor = self.breadcrumb_level
+            if floor is None or levelno < floor:
+                return False
+            is_event = False
+        else:
+            is_event = True
+        record = event_dict.get("_record")
+        if not isinstance(record, logging.LogRecord):
+            record = None
+        name = _logger_name(event_dict, logger, record)
+        if name is not None and (name in _IGNORED_EXACT or name.startswith(_IGNORED_PREFIXES)):
+            return False
+        if client.is_worker_thread():
+            return False
+        if record is not None and dedupe.seen_record(record):
+            return True  # inside a ProcessorFormatter, on a record that was already taken
 
-            if is_event:
-                event_id = client.capture(self._capture(event_dict, levelno, name))
-                if event_id is not None and self.event_id_key is not None:
-                    event_dict[self.event_id_key] = event_id
-            else:
-                client.breadcrumbs.add(self._breadcrumb(event_dict, levelno, name))
+        if is_event:
+            event_id = client.capture(self._capture(event_dict, levelno, name))
+            if event_id is not None and self.event_id_key is not None:
+                event_dict[self.event_id_key] = event_id
+        else:
+            client.breadcrumbs.add(self._breadcrumb(event_dict, levelno, name))
 
-            if isinstance(logger, logging.Logger):
-                dedupe.mark_captured(
-                    event_dict, logger_name=logger.name, frame=_structlog_call_frame()
-                )
-            else:
-                dedupe.mark_captured(event_dict)
-        except RecursionError:
-            raise
-        except Exception as exc:
-            client.errors.report_exception("SentryProcessor", exc)
-        return event_dict
+        if isinstance(logger, logging.Logger):
+            dedupe.mark_captured(
+                event_dict, logger_name=logger.name, frame=_structlog_call_frame()
+            )
+        else:
+            dedupe.mark_captured(event_dict)
+        return True
 
     def _capture(self, event_dict: EventDict, levelno: int, name: Optional[str]) -> Capture:
         """The caller-thread snapshot: everything else happens on the worker."""
@@ -189,9 +198,13 @@ class SentryProcessor:
         extra: dict[str, Any] = {}
         tags: Optional[dict[str, Any]] = None
         for key, value in event_dict.items():
-            if key in not_extra:
+            if key in tag_keys:  # named explicitly: a tag even if it also has another role
+                if tags is None:
+                    tags = {}
+                tags[key] = value
+            elif key in not_extra:
                 continue
-            if key in tag_keys or (all_tags and self._auto_tag(key, value)):
+            elif all_tags and self._auto_tag(key, value):
                 if tags is None:
                     tags = {}
                 tags[key] = value
@@ -417,7 +430,7 @@ def _structlog_call_frame() -> Optional[FrameType]:
     through a wrapping processor) and then the stdlib logger: while that frame is on the stack,
     a record from that logger belongs to this call (see :mod:`sentry_log_handler.dedupe`).
     """
-    frame: Optional[FrameType] = sys._getframe(2)  # skip this function and __call__
+    frame: Optional[FrameType] = sys._getframe(3)  # skip this function, _take and __call__
     for _ in range(_MAX_WRAPPER_DEPTH):
         if frame is None:
             return None

@@ -160,14 +160,26 @@ class Worker(Generic[T]):
 
         Used at shutdown, once the worker had its ``shutdown_timeout``: what is left is handed
         to the caller (to spool it) instead of dying with the daemon thread. Returns the count.
+
+        The thread may still be busy with one item (a slow answer), so a stop request taken
+        here is put back, or the thread would wait for a next item forever once it is done;
+        a flush waiting on a marker taken here is told that its items were not delivered.
         """
         taken = 0
+        stop_taken = False
         while True:
             try:
                 item, size = self._queue.get_nowait()
             except queue.Empty:
+                if stop_taken:
+                    self._queue.put((_STOP, 0))
                 return taken
-            if item is _STOP or isinstance(item, _Marker):
+            if item is _STOP:
+                stop_taken = True
+                continue
+            if isinstance(item, _Marker):
+                item.ok = False
+                item.done.set()
                 continue
             try:
                 handle(item)

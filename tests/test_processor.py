@@ -245,7 +245,25 @@ def test_tag_keys_user_fingerprint_extra(inbox: Inbox, pipes: Pipes) -> None:
     assert event["user"] == {"id": "7", "username": "ann", "segment": "gold"}
     assert event["fingerprint"] == ["{{ default }}", "pay"]
     assert event["extra"] == {"request_id": "req-9", "order": {"id": 42, "items": [1, 2]}}
-    assert event["logger"] == "root"  # a native chain has no logger name unless one is bound
+    assert "logger" not in event  # a native chain has no logger name unless one is bound
+
+
+def test_explicit_tag_keys_may_name_mapped_keys(inbox: Inbox, pipes: Pipes) -> None:
+    proc = pipes.processor(tag_keys=["user_id", "logger"])
+    log, _ = native(add_log_level, proc, JSONRenderer())
+    log.error("tagged", user_id="u-2", logger="shop.pay")
+    event = one_event(inbox, proc)
+    assert (event["tags"]["user_id"], event["tags"]["logger"]) == ("u-2", "shop.pay")
+    assert (event["user"], event["logger"]) == ({"id": "u-2"}, "shop.pay")
+
+
+def test_stack_info_sends_the_callers_stack(inbox: Inbox, pipes: Pipes) -> None:
+    proc = pipes.processor()
+    log, _ = native(add_log_level, proc, JSONRenderer())
+    log.error("where am I", stack_info=True)
+    (thread,) = one_event(inbox, proc)["threads"]["values"]
+    frames = thread["stacktrace"]["frames"]
+    assert frames[-1]["function"] == "test_stack_info_sends_the_callers_stack"
 
 
 def test_all_tags(inbox: Inbox, pipes: Pipes) -> None:
@@ -351,8 +369,12 @@ def test_bad_configuration_fails_at_construction(inbox: Inbox) -> None:
         SentryProcessor(inbox.dsn, tag_keys=["bad key"])
     with pytest.raises(ValueError, match="loud"):
         SentryProcessor(inbox.dsn, level="loud")
-    with pytest.raises(TypeError):
-        SentryProcessor(inbox.dsn, client=SentryProcessor(inbox.dsn).client)
+    owner = SentryProcessor(inbox.dsn)
+    try:
+        with pytest.raises(TypeError, match="not both"):
+            SentryProcessor(inbox.dsn, client=owner.client)
+    finally:
+        owner.close()
 
 
 # -- exceptions ---------------------------------------------------------------------------------
@@ -502,30 +524,56 @@ def test_dedupe_without_a_frame_claims_one_record() -> None:
 
     dedupe.mark_captured({"event": _MESSAGE}, logger_name="app")
     assert not dedupe.is_captured(record(" ".join(["payment", "declined"])))  # equal, not same
+    dedupe.release({})  # leave no claim behind for later tests on this thread
 
 
+def test_a_call_the_processor_lets_pass_is_the_handlers(inbox: Inbox, pipes: Pipes,
+                                                        stdlib_logger: logging.Logger) -> None:
+    """An info call (below the processor's breadcrumb level) right after an error call runs
+    in a fresh frame, likely at the old one's address: the handler must still get it."""
+    proc = pipes.processor(breadcrumb_level=logging.WARNING)
+    handler = pipes.handler(stdlib_logger)
+    bridged(add_log_level, proc, JSONRenderer())
+    log = structlog.get_logger(stdlib_logger.name)
+    log.error("first")
+    log.info("step")
+    stdlib_logger.error("plain")
+    inbox.wait_for_events(2)
+    assert proc.flush(10) and handler.flush(10)
+    events = by_message(inbox.events)
+    assert len(inbox.events) == 2
+    (crumb,) = events["plain"]["breadcrumbs"]["values"]
+    assert json.loads(crumb["message"])["event"] == "step"
+
+
+@pytest.mark.parametrize("sentry_first", [False, True], ids=["formatter-first", "sentry-first"])
 def test_processor_in_processor_formatter_chains(inbox: Inbox, pipes: Pipes,
-                                                 stdlib_logger: logging.Logger) -> None:
+                                                 stdlib_logger: logging.Logger,
+                                                 sentry_first: bool) -> None:
     """The "shared processors" recipe: the same processor in structlog's chain and in the
-    formatter's ``foreign_pre_chain``, with a SentryHandler too: one event per call."""
+    formatter's ``foreign_pre_chain``, with a SentryHandler too: one event per call, whichever
+    handler comes first."""
     proc = pipes.processor()
     shared = [add_log_level, proc]
     formatter = ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[proc, ProcessorFormatter.remove_processors_meta, JSONRenderer()],
     )
+    if sentry_first:
+        pipes.handler(stdlib_logger)
     pipes.attach(stdlib_logger, _stream_handler(formatter))
-    pipes.handler(stdlib_logger)
+    if not sentry_first:
+        pipes.handler(stdlib_logger)
     bridged(*shared, ProcessorFormatter.wrap_for_formatter)
 
     structlog.get_logger(stdlib_logger.name).error("from structlog")
     stdlib_logger.error("from %s", "stdlib")
     inbox.wait_for_events(2)
     pipes.flush()
-    events = by_message(inbox.events)
     assert len(inbox.events) == 2
-    assert set(events) == {"from structlog", "from stdlib"}
-    assert events["from stdlib"]["logger"] == stdlib_logger.name
+    texts = {e["logentry"].get("formatted", e["logentry"]["message"]): e for e in inbox.events}
+    assert set(texts) == {"from structlog", "from stdlib"}
+    assert texts["from stdlib"]["logger"][:50] == stdlib_logger.name[:50]  # (≤ 64 chars)
 
 
 def test_equal_text_separate_calls_both_sent(inbox: Inbox, pipes: Pipes,
