@@ -23,8 +23,9 @@ from .breadcrumbs import BreadcrumbBuffer
 from .diagnostics import ErrorReporter
 from .envelope import Item, encode_envelope
 from .event import SDK_INFO, Capture, EventDefaults, build_event
+from .normalize import encode_event
 from .options import Options
-from .serialize import dumps, encode_event
+from .serialize import dumps
 from .spool import Claimed, Spool
 from .transport import HttpResult, Transport
 from .worker import Worker

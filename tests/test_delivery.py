@@ -36,7 +36,7 @@ import pytest
 import sentry_log_handler.client as client_module
 from sentry_log_handler import SentryHandler
 from sentry_log_handler.inbox import Fault, Inbox, RequestInfo
-from sentry_log_handler.serialize import encode_event
+from sentry_log_handler.normalize import encode_event
 
 FAST: dict[str, Any] = {"retry_backoff": 0.01, "retry_backoff_max": 0.05}
 CHILD = str(Path(__file__).with_name("delivery_child.py"))

@@ -23,20 +23,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from relay_check import assert_relay_clean
 
-from sentry_log_handler import serialize
-from sentry_log_handler.serialize import (
-    FILTERED,
+from sentry_log_handler import limits
+from sentry_log_handler.fields import (
     clean_environment,
     clean_level,
     clean_release,
     clean_tag_key,
     clean_tag_value,
-    dumps,
-    encode_event,
-    safe_value,
-    scrub,
-    truncate,
 )
+from sentry_log_handler.limits import FILTERED
+from sentry_log_handler.normalize import encode_event
+from sentry_log_handler.scrub import scrub
+from sentry_log_handler.serialize import dumps, safe_value, truncate
 
 
 def base_event(**fields: Any) -> dict[str, Any]:
@@ -55,7 +53,7 @@ def base_event(**fields: Any) -> dict[str, Any]:
 def encoded(event: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """encode_event, then check the bytes are valid JSON and Relay keeps them unchanged."""
     data = encode_event(event, **kwargs)
-    assert len(data) <= kwargs.get("max_bytes", serialize.MAX_EVENT_BYTES)
+    assert len(data) <= kwargs.get("max_bytes", limits.MAX_EVENT_BYTES)
     decoded: dict[str, Any] = json.loads(data.decode("utf-8"))
     assert_relay_clean(decoded)
     return decoded
