@@ -412,12 +412,24 @@ class Client:
 
 
 def _stamp_sent_at(envelope: bytes, report_entries: list[dict[str, Any]]) -> bytes:
-    """Add ``sent_at`` to the envelope header (and a client report item, if any)."""
+    """Add ``sent_at`` to the envelope header (and a client report item, if any).
+
+    The header is compact JSON written by us, so the field is spliced in before its closing
+    brace rather than parsed and re-encoded (a fifth of the cost, on every send).
+    """
     newline = envelope.find(b"\n")
-    header = json.loads(envelope[:newline]) if newline > 0 else {}
-    header["sent_at"] = _rfc3339(time.time())
-    rest = envelope[newline + 1 :] if newline >= 0 else b""
-    parts = [dumps(header), b"\n", rest]
+    if newline < 0:
+        newline = len(envelope)
+    header = envelope[:newline].rstrip()
+    stamp = b'"sent_at":"' + _rfc3339(time.time()).encode() + b'"'
+    if header.endswith(b"}") and b'"sent_at"' not in header:
+        inner = header[:-1]
+        header = inner + (b"," if inner.strip() != b"{" else b"") + stamp + b"}"
+    else:  # not ours (or already stamped): take the slow, exact path
+        fields = json.loads(header) if header else {}
+        fields["sent_at"] = stamp[11:-1].decode()
+        header = dumps(fields)
+    parts = [header, b"\n", envelope[newline + 1 :]]
     payload = reports.client_report_payload(report_entries) if report_entries else None
     if payload is not None:
         data = dumps(payload)

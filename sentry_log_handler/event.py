@@ -114,7 +114,7 @@ def _static_contexts() -> dict[str, dict[str, Any]]:
     impl = platform.python_implementation()
     version = ".".join(str(part) for part in sys.version_info[:3])
     return {
-        "runtime": {"name": impl, "version": version, "build": sys.version},
+        "runtime": {"name": impl, "version": version},
         "os": {"name": platform.system(), "version": platform.release()},
     }
 

@@ -11,6 +11,7 @@ is the caller's decision (see :mod:`sentry_log_handler.delivery`).
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any, Optional
@@ -106,11 +107,22 @@ class Transport:
         session = self._session
         if session is None:
             session = requests.Session()
-            # Proxies and CA bundles from the environment apply (trust_env), like curl.
             session.headers.update(self._headers)
-            if self._proxies:
-                session.proxies.update(self._proxies)
-            session.verify = self._verify
+            # Proxies and CA bundles from the environment apply, like curl, but they are read
+            # once, here (again after a fork, see reset()). Left to requests (trust_env) they
+            # would be re-read from os.environ on every request (~20 % of a loopback POST),
+            # and would override our own options: requests lets HTTPS_PROXY and
+            # REQUESTS_CA_BUNDLE win over session.proxies and session.verify.
+            proxies = dict(requests.utils.get_environ_proxies(self.dsn.envelope_url))
+            proxies.update(self._proxies)
+            session.proxies.update(proxies)
+            verify = self._verify
+            if verify is True:
+                verify = (
+                    os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+                )
+            session.verify = verify
+            session.trust_env = False
             self._session = session
         return session
 
