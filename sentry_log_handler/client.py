@@ -234,7 +234,14 @@ class Client:
             if result is None:
                 self.drops.record(reports.BEFORE_SEND, _EVENT)
                 return None
-            event = result
+            if isinstance(result, dict):
+                event = result
+            else:
+                self.errors.report(
+                    "before_send-result",
+                    f"before_send returned {type(result).__name__}, not a dict or None;"
+                    " the event is sent as built",
+                )
         payload = encode_event(event, send_default_pii=self.options.send_default_pii)
         header = {"event_id": capture.event_id, "sdk": SDK_INFO}
         return encode_envelope(header, [Item(type="event", payload=payload)])
@@ -300,7 +307,7 @@ class Client:
             return
         reason = reports.NETWORK_ERROR if result.status is None else reports.SEND_ERROR
         self.drops.record(reason, _EVENT)
-        if result.status is not None and result.status != 413:
+        if result.status is not None:
             self.errors.report(
                 f"http-{result.status}", f"Sentry answered HTTP {result.status}; event dropped"
             )
@@ -351,6 +358,7 @@ class Client:
         result = self._post(claimed.data, with_reports=False)
         if result.ok:
             claimed.done()
+            self._endpoint_down = False
             with self._stats_lock:
                 self._stats["delivered"] += 1
                 self._stats["resent_from_spool"] += 1
