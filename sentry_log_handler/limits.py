@@ -24,7 +24,8 @@ Measured (sentry_relay 0.10.1)                                   our constant
          whole extra 262144 bytes                                  EXTRA_TOTAL_BYTES
   breadcrumbs: no count limit (checked to 2000); message 8192;     BREADCRUMB_MESSAGE_MAX
          type/category 128; data bag 2048 bytes, 3 levels          BREADCRUMB_FIELD_MAX
-  frames: 250 per stacktrace; function 512; vars bag 2048, 3 lvls  FRAMES_MAX, FUNCTION_MAX
+  frames: 250 per stacktrace; function 512 (0.8: 256)             FRAMES_MAX, FUNCTION_MAX
+         vars bag 2048, 3 levels
   exception: type/module 256, value 8192; mechanism.type/source    EXC_TYPE_MAX, EXC_VALUE_MAX
          128, mechanism.data bag 2048; stacktrace.frames non-empty
   threads: name 1024                                               THREAD_NAME_MAX
@@ -66,7 +67,7 @@ CONTEXT_DEPTH = 5
 BREADCRUMB_MESSAGE_MAX = 8192
 BREADCRUMB_FIELD_MAX = 128
 FRAMES_MAX = 250
-FUNCTION_MAX = 512
+FUNCTION_MAX = 256  # Relay 0.10 allows 512; older Relays (sentry-relay 0.8) cut at 256
 EXC_TYPE_MAX = 256
 EXC_VALUE_MAX = 8192
 MECHANISM_FIELD_MAX = 128
