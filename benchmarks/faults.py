@@ -18,7 +18,7 @@ with jitter, capped at 10 s; ``shutdown_timeout=2`` s; queue and spool bounds), 
 * ``slow``: ``flush(1.0)`` is the timeout under test; ``close()`` uses the default
   ``shutdown_timeout``. Caller cost is the median ``perf_counter_ns`` per ``logger.error``
   over 2 000 calls, against a normal inbox and then against one that answers after 5 s.
-* ``restart`` / ``kill-9``: real processes (this script with ``--child``), sharing a
+* ``restart`` / ``kill-9``: real processes (``tests/delivery_child.py``), sharing a
   ``spool_dir`` in a temporary directory. The first child logs to a refused endpoint and
   exits normally (its atexit hook spools what is queued), or SIGKILLs itself once all
   envelopes are on disk; the endpoint comes up; a second child flushes the spool.
@@ -262,10 +262,17 @@ def row_413(args: argparse.Namespace) -> Row:
     return row
 
 
+# The same child script as the test suite's spool rows: one definition of "a process that
+# logs and exits / is killed / re-sends the spool".
+_CHILD = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests", "delivery_child.py"
+)
+
+
 def _run_child(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTRY_")}
     return subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--child", *args],
+        [sys.executable, _CHILD, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -413,33 +420,6 @@ ROWS: dict[str, Callable[[argparse.Namespace], Row]] = {
 }
 
 
-# -- child process ------------------------------------------------------------------------------
-
-
-def child(argv: list[str]) -> int:
-    """``--child log|kill DSN SPOOL N`` or ``--child flush DSN SPOOL``; defaults throughout."""
-    mode, dsn, spool = argv[:3]
-    handler = SentryHandler(dsn, spool_dir=spool)
-    logger = logging.getLogger("faults-child")
-    logger.propagate = False
-    logger.addHandler(handler)
-    if mode == "flush":
-        flushed = handler.flush(60)
-        print(json.dumps({"flushed": flushed, **handler.client.stats()}))
-        handler.close()
-        return 0
-    count = int(argv[3])
-    for i in range(count):
-        logger.error("restart e%d", i)
-    if mode == "log":
-        return 0
-    deadline = time.monotonic() + 60
-    while _spooled(spool) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    os.kill(os.getpid(), signal.SIGKILL)
-    return 3
-
-
 # -- main ---------------------------------------------------------------------------------------
 
 
@@ -467,8 +447,6 @@ def _table(rows: list[Row]) -> str:
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--child"]:
-        return child(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
         "--rate-limit-seconds",
