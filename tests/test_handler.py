@@ -438,3 +438,63 @@ if sys.version_info >= (3, 11):
             logger.exception("group")
         values = one_event(inbox, handler)["exception"]["values"]
         assert {v["type"] for v in values} >= {"ExceptionGroup", "ValueError", "TypeError"}
+
+
+# -- hostile extras, generated ------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from relay_check import assert_relay_clean  # noqa: E402
+
+
+class _RaisingRepr:
+    """Its repr raises while the test body runs (hypothesis itself must be able to print it)."""
+
+    armed = False
+
+    def __repr__(self) -> str:
+        if _RaisingRepr.armed:
+            raise RuntimeError("no repr")
+        return "<_RaisingRepr>"
+
+
+_leaves = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=50),
+    st.binary(max_size=50), st.datetimes(), st.just(_RaisingRepr()),
+    st.integers(min_value=1, max_value=40).map(lambda n: "x" * (n * 1000)),  # huge strings
+)
+_values = st.recursive(
+    _leaves,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner,
+                                                               max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(extra=st.dictionaries(st.text(min_size=1, max_size=20).filter(
+    lambda k: k not in _STANDARD_KEYS), _values, max_size=6))
+def test_generated_bad_extras_never_raise(inbox: Inbox, logger: logging.Logger,
+                                          extra: dict[str, Any]) -> None:
+    """Whatever lands in ``extra=``, emit does not raise and the event arrives (the inbox
+    fixture runs Relay's normalizer over every one of them at teardown)."""
+    h = SentryHandler(inbox.dsn)
+    logger.addHandler(h)
+    try:
+        before = len(inbox.events)
+        _RaisingRepr.armed = True
+        try:
+            logger.error("generated", extra=extra)
+            assert h.flush(10)
+        finally:
+            _RaisingRepr.armed = False
+        assert len(inbox.wait_for_events(before + 1)) == before + 1
+        assert_relay_clean(inbox.events[-1])
+    finally:
+        logger.removeHandler(h)
+        h.close()
+
+
+_STANDARD_KEYS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message", "asctime", "taskName"}
