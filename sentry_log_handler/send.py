@@ -11,7 +11,8 @@ import os
 from collections.abc import Mapping
 from typing import Any, Optional, Union
 
-from .client import Client, _stamp_sent_at
+from .client import Client
+from .delivery import stamp_sent_at
 from .dsn import Dsn, DsnError
 from .event import Capture, parse_tags
 from .levels import parse_level
@@ -77,7 +78,7 @@ def send_event(
         )
         envelope = client.prepare(capture)
         assert client.transport is not None and envelope is not None
-        result = client.transport.post(_stamp_sent_at(envelope, []))
+        result = client.transport.post(stamp_sent_at(envelope, []))
     finally:
         client.close(0)
     if result.ok:

@@ -5,7 +5,7 @@ bounded answer and reports what happened as an :class:`HttpResult`. It never rai
 server or network failure, and no message it produces contains the DSN secret or the auth
 header. Rate limits are learnt from every answer (``X-Sentry-Rate-Limits``, ``Retry-After``)
 by the :class:`~sentry_log_handler.ratelimit.RateLimiter` it owns; whether and when to retry
-is the caller's decision (see :mod:`sentry_log_handler.delivery`).
+is decided above it, by :mod:`sentry_log_handler.delivery`.
 """
 
 from __future__ import annotations
