@@ -15,18 +15,12 @@ from typing import Any
 import pytest
 
 from sentry_log_handler import send_event
+from sentry_log_handler.demo import EXAMPLE_INPUT
 from sentry_log_handler.dsn import DsnError
 from sentry_log_handler.inbox import Fault, Inbox
 
-EXAMPLE: dict[str, Any] = {
-    "message": "User login failed - invalid credentials",
-    "level": "warning",
-    "environment": "staging",
-    "release": "v1.2.3",
-    "user_id": "user_12345",
-    "tags": ["feature:auth", "component:login"],
-    "extra": {"user_agent": "Mozilla/5.0"},
-}
+# The original job's example input, with the extra of the "done when" command.
+EXAMPLE: dict[str, Any] = {**EXAMPLE_INPUT, "extra": {"user_agent": "Mozilla/5.0"}}
 
 HEX32 = re.compile(r"\A[0-9a-f]{32}\Z")
 
